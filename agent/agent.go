@@ -1,0 +1,637 @@
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/palyra-mesh/palyra/ca"
+	"github.com/palyra-mesh/palyra/control"
+	"github.com/palyra-mesh/palyra/mesh"
+	"github.com/palyra-mesh/palyra/pairing"
+	"github.com/palyra-mesh/palyra/store"
+)
+
+// mdnsService is the mDNS service name members advertise. It is the same
+// for every mesh because a joiner with only a PIN does not know the mesh ID;
+// the PIN exchange itself tells meshes apart.
+const mdnsService = "palyra"
+
+// Agent is one running palyra node.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+
+	id        *identity
+	adminTok  string
+	gate      *mesh.Gate
+	host      host.Host
+	transport *mesh.Transport
+	gossip    *mesh.Gossip
+	store     *store.Store
+	raft      *mesh.Raft
+	fsm       *control.FSM
+	mdns      mdns.Service
+	found     chan peer.AddrInfo
+	httpSrv   *http.Server
+	httpLn    net.Listener
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	metaMu sync.Mutex
+	meta   mesh.Meta
+
+	closeOnce sync.Once
+	fatal     chan error
+}
+
+// New validates cfg. It starts nothing.
+func New(cfg Config) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Agent{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		fsm:    control.NewFSM(),
+		found:  make(chan peer.AddrInfo, 16),
+		ctx:    ctx,
+		cancel: cancel,
+		fatal:  make(chan error, 1),
+	}, nil
+}
+
+// Start brings the node up: it creates or joins a mesh first when the data
+// dir holds none, then starts every part and returns. On error everything
+// started so far is closed again.
+func (a *Agent) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	a.gate = mesh.NewGate(mesh.GateConfig{
+		Open:   []protocol.ID{pairing.Protocol},
+		Logger: a.log,
+	})
+	switch {
+	case hasMesh(a.cfg.DataDir):
+		a.id, err = loadIdentity(a.cfg.DataDir)
+		if err != nil {
+			return err
+		}
+	case a.cfg.Init:
+		if a.id, err = a.createMesh(); err != nil {
+			return err
+		}
+	case a.cfg.PIN != "":
+		// Pairing runs on the node's real host (same key, same port) with
+		// an identity-less gate; nothing is written until it succeeds.
+		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		if err != nil {
+			return err
+		}
+		if err := a.startHost(key); err != nil {
+			return err
+		}
+		if a.id, err = a.pair(ctx, key); err != nil {
+			return err
+		}
+	default:
+		return ErrNoMesh
+	}
+	a.gate.SetIdentity(a.id.ca, a.id.cert)
+	if a.host == nil {
+		if err := a.startHost(a.id.key); err != nil {
+			return err
+		}
+	}
+	if a.adminTok, err = adminToken(a.cfg.DataDir); err != nil {
+		return err
+	}
+	a.meta = mesh.Meta{Name: a.id.mesh.Name, Version: a.cfg.Version, Eligible: a.cfg.Coordinator, Voter: a.id.mesh.Voter}
+	a.refreshAddrs()
+	if a.id.mesh.Voter {
+		if err := a.startRaft(); err != nil {
+			return err
+		}
+	}
+	if err := a.startGossip(); err != nil {
+		return err
+	}
+	a.host.SetStreamHandler(pairing.Protocol, a.handlePair)
+	a.host.SetStreamHandler(pairing.RelayProtocol, a.handleRelay)
+	a.host.SetStreamHandler(controlProtocol, a.handleControl)
+	if err := a.startHTTP(); err != nil {
+		return err
+	}
+	a.goTracked(a.joinLoop)
+	if a.raft != nil {
+		a.goTracked(a.leaderLoop)
+	}
+	a.log.Info("agent started", "node", a.id.mesh.Name, "peer", a.host.ID(), "mesh", a.id.mesh.MeshID,
+		"http", a.httpLn.Addr().String(), "addrs", a.host.Addrs())
+	return nil
+}
+
+// createMesh makes a new mesh in the data dir: CA, the founder's key and
+// certificate. The raft cluster is bootstrapped by startRaft.
+func (a *Agent) createMesh() (*identity, error) {
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	idb := make([]byte, 8)
+	if _, err := rand.Read(idb); err != nil {
+		return nil, err
+	}
+	meshID := hex.EncodeToString(idb)
+	now := time.Now()
+	authority, err := ca.New(meshID, now, a.cfg.CALifetime, nil)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := edPublic(key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := authority.Issue(now, pub, a.cfg.Name, []string{"admin"}, a.cfg.CertLifetime, nil)
+	if err != nil {
+		return nil, err
+	}
+	id := &identity{key: key, ca: authority, cert: cert, mesh: meshFile{MeshID: meshID, Name: a.cfg.Name, Voter: true}}
+	if err := id.save(a.cfg.DataDir); err != nil {
+		return nil, err
+	}
+	a.log.Info("created mesh", "mesh", meshID, "node", a.cfg.Name)
+	return id, nil
+}
+
+// pair joins a mesh with the PIN and saves the resulting identity.
+func (a *Agent) pair(ctx context.Context, key crypto.PrivKey) (*identity, error) {
+	pin, code, err := parseJoinInput(a.cfg.PIN)
+	if err != nil {
+		return nil, &pairing.Error{Code: pairing.CodeBadRequest, Message: err.Error()}
+	}
+	var members []peer.AddrInfo
+	for _, p := range append(append([]string{}, a.cfg.Peers...), code.Peers...) {
+		ai, err := parsePeer(p)
+		if err != nil {
+			return nil, fmt.Errorf("--peer %q: %w", p, err)
+		}
+		members = append(members, ai)
+	}
+	var found <-chan peer.AddrInfo
+	if a.cfg.MDNS {
+		if err := a.startMDNS(); err != nil {
+			return nil, err
+		}
+		found = a.found
+	} else if len(members) == 0 {
+		return nil, errors.New("no member to contact: give --peer MULTIADDR (mDNS is off)")
+	}
+	raw, err := key.Raw()
+	if err != nil {
+		return nil, err
+	}
+	b, err := pairing.Join(ctx, pairing.JoinConfig{
+		Host: a.host, Key: ed25519.NewKeyFromSeed(raw[:32]), Name: a.cfg.Name, PIN: pin,
+		Members: members, Found: found, Wait: a.cfg.JoinWait, CAFingerprint: code.CAFingerprint,
+		OnPending: func() {
+			a.log.Info("join is waiting for an operator's approval (palyra nodes approve " + a.cfg.Name + ")")
+		},
+		Logger: a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	authority, err := ca.Load([]byte(b.CACertPEM), nil)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := ca.ParseCertificatePEM([]byte(b.CertPEM))
+	if err != nil {
+		return nil, err
+	}
+	id := &identity{key: key, ca: authority, cert: cert, mesh: meshFile{MeshID: b.MeshID, Name: b.Name, Peers: b.Peers}}
+	if err := id.save(a.cfg.DataDir); err != nil {
+		return nil, err
+	}
+	a.log.Info("joined mesh", "mesh", b.MeshID, "node", b.Name, "roles", b.Roles)
+	return id, nil
+}
+
+func edPublic(k crypto.PrivKey) (ed25519.PublicKey, error) {
+	raw, err := k.GetPublic().Raw()
+	if err != nil {
+		return nil, err
+	}
+	return ed25519.PublicKey(raw), nil
+}
+
+func (a *Agent) startHost(key crypto.PrivKey) error {
+	h, err := mesh.NewHost(key, a.cfg.Listen, a.gate)
+	if err != nil {
+		return err
+	}
+	a.host = h
+	return nil
+}
+
+func (a *Agent) startMDNS() error {
+	if a.mdns != nil {
+		return nil
+	}
+	a.mdns = mdns.NewMdnsService(a.host, mdnsService, mdnsNotifee{a})
+	return a.mdns.Start()
+}
+
+type mdnsNotifee struct{ a *Agent }
+
+func (n mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	select {
+	case n.a.found <- ai:
+	default:
+	}
+}
+
+func (a *Agent) startRaft() error {
+	st, err := store.Open(store.Config{Dir: filepath.Join(a.cfg.DataDir, dirRaft, "badger"), Logger: a.log})
+	if err != nil {
+		return err
+	}
+	a.store = st
+	rc := mesh.RaftConfig{
+		Dir:       filepath.Join(a.cfg.DataDir, dirRaft),
+		Logs:      st,
+		Stable:    st,
+		FSM:       a.fsm,
+		Bootstrap: true,
+		Logger:    a.log,
+	}
+	rc.LANRaftTimings()
+	r, err := mesh.StartRaft(a.host, a.gate, rc)
+	if err != nil {
+		return err
+	}
+	a.raft = r
+	return nil
+}
+
+func (a *Agent) startGossip() error {
+	tr, err := mesh.NewTransport(mesh.TransportConfig{Host: a.host, Auth: a.gate, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	a.transport = tr
+	gc := mesh.GossipConfig{
+		Transport: tr,
+		Meta:      a.currentMeta,
+		OnChange:  a.membershipChanged,
+		Logger:    a.log,
+	}
+	gc.LANGossipTimings()
+	g, err := mesh.StartGossip(gc)
+	if err != nil {
+		tr.Shutdown()
+		return err
+	}
+	a.gossip = g
+	return nil
+}
+
+func (a *Agent) currentMeta() mesh.Meta {
+	a.metaMu.Lock()
+	defer a.metaMu.Unlock()
+	return a.meta
+}
+
+func (a *Agent) setMeta(f func(*mesh.Meta)) {
+	a.metaMu.Lock()
+	f(&a.meta)
+	a.metaMu.Unlock()
+	if a.gossip != nil {
+		if err := a.gossip.UpdateMeta(2 * time.Second); err != nil {
+			a.log.Debug("update meta", "err", err)
+		}
+	}
+}
+
+// refreshAddrs puts the host's current listen addresses into the meta.
+func (a *Agent) refreshAddrs() {
+	var addrs []string
+	for _, m := range a.host.Addrs() {
+		addrs = append(addrs, m.String())
+	}
+	a.metaMu.Lock()
+	a.meta.Addrs = addrs
+	a.metaMu.Unlock()
+}
+
+// membershipChanged runs after gossip saw a change: remember members'
+// addresses so a restart can rejoin without a PIN.
+func (a *Agent) membershipChanged() {
+	peers := a.memberAddrs(16)
+	if len(peers) == 0 {
+		return
+	}
+	a.metaMu.Lock()
+	defer a.metaMu.Unlock()
+	if equalStrings(peers, a.id.mesh.Peers) {
+		return
+	}
+	a.id.mesh.Peers = peers
+	if err := a.id.saveMesh(a.cfg.DataDir); err != nil {
+		a.log.Warn("save peers", "err", err)
+	}
+}
+
+// memberAddrs lists up to n alive members' addresses (with /p2p/), self excluded.
+func (a *Agent) memberAddrs(n int) []string {
+	var out []string
+	for _, m := range a.gossip.Members() {
+		if m.PeerID == a.host.ID() || m.State != "alive" {
+			continue
+		}
+		for _, s := range m.Meta.Addrs {
+			out = append(out, s+"/p2p/"+m.PeerID.String())
+		}
+		if len(out) >= n {
+			break
+		}
+	}
+	return out
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// joinLoop joins gossip through the known peers, retrying with backoff
+// until one answers (after a restart the others may still be down).
+func (a *Agent) joinLoop() {
+	wait := 200 * time.Millisecond
+	for {
+		var peers []peer.AddrInfo
+		for _, s := range append(append([]string{}, a.cfg.Peers...), a.id.mesh.Peers...) {
+			if ai, err := parsePeer(s); err == nil && ai.ID != a.host.ID() {
+				peers = append(peers, ai)
+			}
+		}
+		if len(peers) == 0 {
+			return
+		}
+		n, err := a.gossip.Join(mergeAddrInfos(peers))
+		if err == nil && n > 0 {
+			a.log.Info("joined gossip", "contacted", n)
+			return
+		}
+		a.log.Debug("gossip join", "err", err)
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
+}
+
+func mergeAddrInfos(in []peer.AddrInfo) []peer.AddrInfo {
+	idx := map[peer.ID]int{}
+	var out []peer.AddrInfo
+	for _, ai := range in {
+		if i, ok := idx[ai.ID]; ok {
+			out[i].Addrs = append(out[i].Addrs, ai.Addrs...)
+			continue
+		}
+		idx[ai.ID] = len(out)
+		out = append(out, peer.AddrInfo{ID: ai.ID, Addrs: append([]ma.Multiaddr{}, ai.Addrs...)})
+	}
+	return out
+}
+
+// leaderLoop follows raft leadership: it publishes coordinator and term in
+// gossip and, as leader of a fresh mesh, writes the founding record.
+func (a *Agent) leaderLoop() {
+	obs := a.raft.LeaderCh()
+	for {
+		leader := a.raft.State() == raft.Leader
+		a.setMeta(func(m *mesh.Meta) {
+			m.Coordinator = leader
+			m.Term = a.currentTerm()
+		})
+		if leader {
+			if err := a.founderInit(); err != nil {
+				a.log.Warn("founding record", "err", err)
+			}
+		}
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-obs:
+		}
+	}
+}
+
+// founderInit writes the mesh.init command once, on the founder.
+func (a *Agent) founderInit() error {
+	var done bool
+	a.fsm.Read(func(s *control.State) { done = s.MeshID != "" })
+	if done || a.id.ca.Key == nil {
+		return nil
+	}
+	keyPEM, err := a.id.ca.KeyPEM()
+	if err != nil {
+		return err
+	}
+	c := a.id.cert
+	_, err = a.apply(a.ctx, control.OpInit, control.Init{
+		MeshID: a.id.mesh.MeshID, CACertPEM: string(a.id.ca.CertPEM()), CAKeyPEM: string(keyPEM),
+		Node: control.Node{Name: c.Name, PeerID: a.host.ID().String(), Roles: c.Roles, CertPEM: string(c.PEM()),
+			Serial: c.Serial, CertExpiresAt: c.NotAfter, JoinedAt: time.Now()},
+	})
+	return err
+}
+
+func (a *Agent) currentTerm() uint64 {
+	if a.raft == nil {
+		return 0
+	}
+	var t uint64
+	fmt.Sscan(a.raft.Stats()["term"], &t)
+	return t
+}
+
+func (a *Agent) goTracked(f func()) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		f()
+	}()
+}
+
+func (a *Agent) startHTTP() error {
+	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", a.cfg.HTTPAddr, err)
+	}
+	a.httpLn = ln
+	a.httpSrv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	a.goTracked(func() {
+		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case a.fatal <- fmt.Errorf("http: %w", err):
+			default:
+			}
+		}
+	})
+	return nil
+}
+
+// HTTPAddr returns the address the HTTP API listens on.
+func (a *Agent) HTTPAddr() string { return a.httpLn.Addr().String() }
+
+// Leave tells the mesh this node is leaving.
+func (a *Agent) Leave(ctx context.Context) error {
+	if a.gossip == nil {
+		return nil
+	}
+	timeout := 3 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	return a.gossip.Leave(timeout)
+}
+
+// Wait returns when the agent hit a fatal error.
+func (a *Agent) Wait() error { return <-a.fatal }
+
+// Close stops everything this agent started. Idempotent.
+func (a *Agent) Close() error {
+	var errs []error
+	a.closeOnce.Do(func() {
+		a.cancel()
+		if a.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			errs = append(errs, a.httpSrv.Shutdown(ctx))
+			cancel()
+		}
+		if a.mdns != nil {
+			errs = append(errs, a.mdns.Close())
+		}
+		if a.gossip != nil {
+			errs = append(errs, a.gossip.Close())
+		}
+		if a.transport != nil {
+			errs = append(errs, a.transport.Shutdown())
+		}
+		if a.raft != nil {
+			errs = append(errs, a.raft.Close())
+		}
+		if a.host != nil {
+			errs = append(errs, a.host.Close())
+		}
+		a.wg.Wait()
+		if a.store != nil {
+			errs = append(errs, a.store.Close())
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// handlePair takes a joiner's pairing stream: the coordinator answers it,
+// any other member relays it to the coordinator.
+func (a *Agent) handlePair(s network.Stream) {
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(a.ctx, 12*time.Minute)
+	defer cancel()
+	if a.isLeader() {
+		srv := a.pairingServer()
+		if err := srv.Serve(ctx, s, s.Conn().RemotePeer(), a.id.mesh.Name); err != nil {
+			a.log.Debug("pairing ended", "peer", s.Conn().RemotePeer(), "err", err)
+		}
+		return
+	}
+	coord, ok := a.coordinator()
+	if !ok {
+		_ = mesh.WriteMsg(s, pairing.Challenge{Error: &pairing.Error{Code: pairing.CodeUnavailable, Message: "no coordinator reachable from " + a.id.mesh.Name}})
+		return
+	}
+	if err := pairing.Relay(ctx, s, coord, a.gate); err != nil {
+		a.log.Debug("pairing relay", "err", err)
+		_ = mesh.WriteMsg(s, pairing.Challenge{Error: &pairing.Error{Code: pairing.CodeUnavailable, Message: "relay to coordinator failed: " + err.Error()}})
+	}
+}
+
+// handleRelay is the coordinator's end of a relayed pairing.
+func (a *Agent) handleRelay(s network.Stream) {
+	defer s.Close()
+	relay, ok := a.gate.Peer(s.Conn().RemotePeer())
+	if !ok || !a.isLeader() {
+		s.Reset()
+		return
+	}
+	joiner, err := pairing.ReadRelayHeader(s)
+	if err != nil {
+		s.Reset()
+		return
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, 12*time.Minute)
+	defer cancel()
+	if err := a.pairingServer().Serve(ctx, s, joiner, relay.Name); err != nil {
+		a.log.Debug("pairing ended", "peer", joiner, "relay", relay.Name, "err", err)
+	}
+}
+
+func (a *Agent) pairingServer() *pairing.Server {
+	return &pairing.Server{Authority: &authority{a}, Now: time.Now, Logger: a.log}
+}
+
+// isLeader reports whether this node is the coordinator.
+func (a *Agent) isLeader() bool {
+	return a.raft != nil && a.raft.State() == raft.Leader
+}
+
+// coordinator returns the coordinator's peer ID as gossip tells it.
+func (a *Agent) coordinator() (peer.ID, bool) {
+	var best mesh.Member
+	found := false
+	for _, m := range a.gossip.Members() {
+		if m.State == "alive" && m.Meta.Coordinator && (!found || m.Meta.Term > best.Meta.Term) {
+			best, found = m, true
+		}
+	}
+	return best.PeerID, found
+}

@@ -1,0 +1,115 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"github.com/palyra-mesh/palyra/api"
+	"net/http"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/palyra-mesh/palyra/mesh"
+)
+
+// controlProtocol carries control-plane operations from any member to the
+// coordinator, so a client may talk to any node.
+const controlProtocol = protocol.ID("/palyra/control/1.0.0")
+
+// controlRequest is one forwarded operation.
+type controlRequest struct {
+	Op   string          `json:"op"`
+	Name string          `json:"name,omitempty"`
+	Body json.RawMessage `json:"body,omitempty"`
+	// Principal names who asked, for the record; the permissions used are
+	// the forwarding member's certificate roles (it cannot lend more).
+	Principal string `json:"principal"`
+	// Via names the member that took the request.
+	Via string `json:"via,omitempty"`
+}
+
+// controlResponse answers it.
+type controlResponse struct {
+	Body  json.RawMessage `json:"body,omitempty"`
+	Error *api.Error      `json:"error,omitempty"`
+	// Status is the HTTP status of Error.
+	Status int `json:"status,omitempty"`
+}
+
+// onCoordinator runs req where the coordinator is and returns the JSON result.
+func (a *Agent) onCoordinator(ctx context.Context, p principal, req controlRequest) (json.RawMessage, error) {
+	if a.isLeader() {
+		if perm := requiredPerm[req.Op]; !p.can(perm) {
+			return nil, errf(http.StatusForbidden, "forbidden", "%s lacks permission %s", p.Name, perm)
+		}
+		v, err := a.execute(ctx, p, req)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(v)
+	}
+	coord, ok := a.coordinator()
+	if !ok {
+		return nil, fmt.Errorf("%w: no member announces itself as coordinator", mesh.ErrNoCoordinator)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := a.gate.Await(ctx, coord); err != nil {
+		return nil, fmt.Errorf("%w: %w", mesh.ErrNoCoordinator, err)
+	}
+	s, err := a.host.NewStream(ctx, coord, controlProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", mesh.ErrNoCoordinator, err)
+	}
+	defer s.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(dl)
+	}
+	if err := mesh.WriteMsg(s, req); err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("forward to coordinator: %w", err)
+	}
+	var res controlResponse
+	if err := mesh.ReadMsg(s, 0, &res); err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("forward to coordinator: %w", err)
+	}
+	if res.Error != nil {
+		res.Error.Status = res.Status
+		return nil, res.Error
+	}
+	return res.Body, nil
+}
+
+// handleControl serves forwarded operations on the coordinator.
+func (a *Agent) handleControl(s network.Stream) {
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(15 * time.Second))
+	cert, ok := a.gate.Peer(s.Conn().RemotePeer())
+	if !ok {
+		s.Reset()
+		return
+	}
+	var req controlRequest
+	if err := mesh.ReadMsg(s, maxBody*2, &req); err != nil {
+		s.Reset()
+		return
+	}
+	p := principal{Name: req.Principal + " via " + cert.Name, Roles: cert.Roles}
+	if !a.isLeader() {
+		_ = mesh.WriteMsg(s, responseFor(nil, ErrNotCoordinator))
+		return
+	}
+	body, err := a.onCoordinator(a.ctx, p, req)
+	_ = mesh.WriteMsg(s, responseFor(body, err))
+}
+
+func responseFor(body json.RawMessage, err error) controlResponse {
+	if err != nil {
+		ae := toAPIError(err)
+		return controlResponse{Error: ae, Status: ae.Status}
+	}
+	return controlResponse{Body: body}
+}

@@ -1,0 +1,13 @@
+package mesh
+
+import "errors"
+
+var (
+	// ErrNotAuthenticated is returned when a peer has not shown a valid,
+	// unrevoked certificate of this mesh.
+	ErrNotAuthenticated = errors.New("peer not authenticated")
+	// ErrNoCoordinator is returned when no coordinator is known or reachable.
+	ErrNoCoordinator = errors.New("no coordinator reachable")
+	// ErrClosed is returned by calls on a closed part.
+	ErrClosed = errors.New("closed")
+)

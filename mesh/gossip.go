@@ -1,0 +1,302 @@
+package mesh
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Meta is what a member tells everyone at a glance through gossip. It must
+// encode to at most memberlist.MetaMaxSize (512) bytes: addresses are
+// dropped from the end until it fits.
+type Meta struct {
+	Name    string `json:"n"`
+	Version string `json:"v"`
+	// Eligible: may become a voter/coordinator (--coordinator).
+	Eligible bool `json:"e,omitempty"`
+	// Coordinator: this member is the raft leader, at Term.
+	Coordinator bool   `json:"c,omitempty"`
+	Voter       bool   `json:"o,omitempty"`
+	Term        uint64 `json:"t,omitempty"`
+	// Addrs are the member's libp2p multiaddrs (without /p2p/).
+	Addrs []string `json:"a,omitempty"`
+	// Caps names the capabilities the member offers.
+	Caps []string `json:"k,omitempty"`
+}
+
+func (m Meta) encode(limit int) []byte {
+	for {
+		b, _ := json.Marshal(m)
+		if len(b) <= limit || len(m.Addrs) == 0 {
+			return b
+		}
+		m.Addrs = m.Addrs[:len(m.Addrs)-1]
+	}
+}
+
+// Member is one member as this node sees it.
+type Member struct {
+	PeerID peer.ID
+	Meta   Meta
+	// State is "alive", "suspect", "dead" or "left".
+	State string
+	Since time.Time
+}
+
+// GossipConfig configures membership.
+type GossipConfig struct {
+	Transport *Transport
+	// Meta returns this node's current metadata. Called by memberlist's
+	// delegate: it must not block and must not call into Gossip.
+	Meta func() Meta
+	// ProbeInterval, ProbeTimeout, SuspicionMult and GossipInterval tune
+	// failure detection; see LANGossipTimings.
+	ProbeInterval, ProbeTimeout, GossipInterval time.Duration
+	SuspicionMult                               int
+	// OnChange is called (from a goroutine of Gossip's own, never under a
+	// memberlist lock) after membership changed.
+	OnChange func()
+	Logger   *slog.Logger
+}
+
+// LANGossipTimings detects a dead member in about 2–3 s with no false
+// suspicions at rest on a LAN (memberlist's LAN defaults take 6–7 s).
+func (c *GossipConfig) LANGossipTimings() {
+	c.ProbeInterval = 500 * time.Millisecond
+	c.ProbeTimeout = 250 * time.Millisecond
+	c.SuspicionMult = 2
+	c.GossipInterval = 100 * time.Millisecond
+}
+
+// Gossip is memberlist membership over libp2p.
+type Gossip struct {
+	cfg  GossipConfig
+	ml   *memberlist.Memberlist
+	self peer.ID
+	ps   peerstore.Peerstore
+
+	mu      sync.Mutex
+	members map[peer.ID]*Member
+
+	notify chan struct{}
+	done   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// StartGossip creates the memberlist and starts gossiping (not yet joined).
+func StartGossip(cfg GossipConfig) (*Gossip, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := cfg.Transport.cfg.Host
+	g := &Gossip{
+		cfg:     cfg,
+		self:    h.ID(),
+		ps:      h.Peerstore(),
+		members: make(map[peer.ID]*Member),
+		notify:  make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = h.ID().String()
+	mc.Transport = cfg.Transport
+	if cfg.ProbeInterval > 0 {
+		mc.ProbeInterval = cfg.ProbeInterval
+		mc.ProbeTimeout = cfg.ProbeTimeout
+		mc.SuspicionMult = cfg.SuspicionMult
+		mc.GossipInterval = cfg.GossipInterval
+	}
+	mc.Delegate = &gossipDelegate{g}
+	mc.Events = &gossipEvents{g}
+	mc.LogOutput = memberlistLog{cfg.Logger.With("component", "gossip")}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("memberlist: %w", err)
+	}
+	g.ml = ml
+	g.wg.Add(1)
+	go g.notifier()
+	return g, nil
+}
+
+// Join contacts members; it succeeds if at least one answered.
+func (g *Gossip) Join(peers []peer.AddrInfo) (int, error) {
+	var addrs []string
+	for _, ai := range peers {
+		if ai.ID == g.self {
+			continue
+		}
+		g.ps.AddAddrs(ai.ID, ai.Addrs, peerstore.AddressTTL)
+		for _, a := range ai.Addrs {
+			if s, err := JoinAddress(ai.ID, a); err == nil {
+				addrs = append(addrs, s)
+				break
+			}
+		}
+	}
+	if len(addrs) == 0 {
+		return 0, fmt.Errorf("no TCP address to join among %d peers", len(peers))
+	}
+	return g.ml.Join(addrs)
+}
+
+// Members returns every member known, alive or not, sorted by name.
+func (g *Gossip) Members() []Member {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]Member, 0, len(g.members))
+	for _, m := range g.members {
+		out = append(out, *m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Meta.Name < out[j].Meta.Name })
+	return out
+}
+
+// Member returns one member by peer ID.
+func (g *Gossip) Member(p peer.ID) (Member, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	m, ok := g.members[p]
+	if !ok {
+		return Member{}, false
+	}
+	return *m, true
+}
+
+// UpdateMeta re-broadcasts this node's metadata.
+func (g *Gossip) UpdateMeta(timeout time.Duration) error {
+	return g.ml.UpdateNode(timeout)
+}
+
+// Leave tells the mesh this node is leaving.
+func (g *Gossip) Leave(timeout time.Duration) error {
+	return g.ml.Leave(timeout)
+}
+
+// Close stops gossip and its goroutines. Idempotent.
+func (g *Gossip) Close() error {
+	select {
+	case <-g.done:
+		return nil
+	default:
+	}
+	err := g.ml.Shutdown()
+	close(g.done)
+	g.wg.Wait()
+	return err
+}
+
+// notifier calls OnChange outside memberlist's locks, coalescing bursts.
+func (g *Gossip) notifier() {
+	defer g.wg.Done()
+	for {
+		select {
+		case <-g.done:
+			return
+		case <-g.notify:
+			if g.cfg.OnChange != nil {
+				g.cfg.OnChange()
+			}
+		}
+	}
+}
+
+// record updates the member table from a memberlist node. It runs under
+// memberlist's nodeLock: it must not call memberlist.
+func (g *Gossip) record(n *memberlist.Node, state string) {
+	p, err := peer.Decode(n.Name)
+	if err != nil {
+		return
+	}
+	var meta Meta
+	if len(n.Meta) > 0 {
+		if err := json.Unmarshal(n.Meta, &meta); err != nil {
+			g.cfg.Logger.Debug("bad member meta", "peer", p, "err", err)
+		}
+	}
+	if meta.Name == "" {
+		meta.Name = n.Name
+	}
+	var addrs []ma.Multiaddr
+	for _, s := range meta.Addrs {
+		if a, err := ma.NewMultiaddr(s); err == nil {
+			addrs = append(addrs, a)
+		}
+	}
+	if p != g.self && len(addrs) > 0 && state == "alive" {
+		g.ps.AddAddrs(p, addrs, peerstore.AddressTTL)
+	}
+	g.mu.Lock()
+	m, ok := g.members[p]
+	if !ok {
+		m = &Member{PeerID: p}
+		g.members[p] = m
+	}
+	if m.State != state {
+		m.Since = time.Now()
+	}
+	m.Meta, m.State = meta, state
+	g.mu.Unlock()
+	select {
+	case g.notify <- struct{}{}:
+	default:
+	}
+}
+
+type gossipEvents struct{ g *Gossip }
+
+func (e *gossipEvents) NotifyJoin(n *memberlist.Node)   { e.g.record(n, stateName(n.State)) }
+func (e *gossipEvents) NotifyUpdate(n *memberlist.Node) { e.g.record(n, stateName(n.State)) }
+func (e *gossipEvents) NotifyLeave(n *memberlist.Node) {
+	s := stateName(n.State)
+	if s == "alive" || s == "suspect" {
+		s = "dead"
+	}
+	e.g.record(n, s)
+}
+
+func stateName(s memberlist.NodeStateType) string {
+	switch s {
+	case memberlist.StateAlive:
+		return "alive"
+	case memberlist.StateSuspect:
+		return "suspect"
+	case memberlist.StateLeft:
+		return "left"
+	default:
+		return "dead"
+	}
+}
+
+type gossipDelegate struct{ g *Gossip }
+
+func (d *gossipDelegate) NodeMeta(limit int) []byte       { return d.g.cfg.Meta().encode(limit) }
+func (d *gossipDelegate) NotifyMsg([]byte)                {}
+func (d *gossipDelegate) GetBroadcasts(int, int) [][]byte { return nil }
+func (d *gossipDelegate) LocalState(bool) []byte          { return nil }
+func (d *gossipDelegate) MergeRemoteState([]byte, bool)   {}
+
+// memberlistLog turns memberlist's "[LEVEL] memberlist: ..." lines into slog
+// records, dropping DEBUG.
+type memberlistLog struct{ l *slog.Logger }
+
+func (w memberlistLog) Write(p []byte) (int, error) {
+	line := bytes.TrimSpace(p)
+	switch {
+	case bytes.Contains(line, []byte("[DEBUG]")):
+	case bytes.Contains(line, []byte("[ERR]")):
+		w.l.Warn(string(line))
+	default:
+		w.l.Info(string(line))
+	}
+	return len(p), nil
+}
