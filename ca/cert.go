@@ -44,7 +44,8 @@ type Certificate struct {
 	// MeshID is the mesh the certificate belongs to (from the palyra
 	// extension; empty when the extension is absent).
 	MeshID string
-	// Roles are the node's roles (from the palyra extension), sorted.
+	// Roles are the node's roles (from the palyra extension), in the order
+	// encoded; Issue writes them sorted and without duplicates.
 	Roles []string
 	// PublicKey is the subject key: the node's libp2p identity key, from
 	// which the caller derives the peer ID.

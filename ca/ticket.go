@@ -29,15 +29,13 @@ const (
 // DefaultTicketRole is the role of a ticket created without any.
 const DefaultTicketRole = "node"
 
-// TicketState is where a pairing ticket is in its life.
+// TicketState is where a pairing ticket is in its life. The transitions:
 //
-//	active ──(PIN exchange ok)──▶ used
-//	   │                          ▲
-//	   │ (ok, RequireApproval)    │ Approve
-//	   ▼                          │
-//	pending ───────────────────────┘
-//	active/pending ──Reject──▶ rejected
-//	active ──MaxPINFailures wrong PINs──▶ burned
+//	active          → used      Redeem, without RequireApproval
+//	active          → pending   Redeem, with RequireApproval
+//	pending         → used      Approve
+//	active, pending → rejected  Reject
+//	active          → burned    RecordFailure, the MaxPINFailures-th time
 //
 // An active ticket past its ExpiresAt is expired (a check, not a state).
 type TicketState string

@@ -47,7 +47,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		},
 		ExitErrHandler: func(*ucli.Context, error) {},
 	}
-	err := app.Run(args)
+	err := app.Run(interspersed(app, args))
 	if err == nil {
 		if len(args) > 1 && !strings.HasPrefix(args[1], "-") && app.Command(args[1]) == nil {
 			return 2

@@ -31,6 +31,10 @@ type Meta struct {
 	Addrs []string `json:"a,omitempty"`
 	// Caps names the capabilities the member offers.
 	Caps []string `json:"k,omitempty"`
+	// Leaving is set just before a graceful leave. memberlist hands
+	// NotifyLeave a node whose State field is stale, so this flag is how
+	// the others tell "left" from "dead".
+	Leaving bool `json:"x,omitempty"`
 }
 
 func (m Meta) encode(limit int) []byte {
@@ -86,6 +90,7 @@ type Gossip struct {
 
 	mu      sync.Mutex
 	members map[peer.ID]*Member
+	leaving bool
 
 	notify chan struct{}
 	done   chan struct{}
@@ -177,9 +182,25 @@ func (g *Gossip) UpdateMeta(timeout time.Duration) error {
 	return g.ml.UpdateNode(timeout)
 }
 
-// Leave tells the mesh this node is leaving.
+// Leave tells the mesh this node is leaving: first a metadata update that
+// says so, then memberlist's leave broadcast.
 func (g *Gossip) Leave(timeout time.Duration) error {
-	return g.ml.Leave(timeout)
+	g.mu.Lock()
+	g.leaving = true
+	g.mu.Unlock()
+	half := timeout / 2
+	if err := g.ml.UpdateNode(half); err != nil {
+		g.cfg.Logger.Debug("leave intent", "err", err)
+	}
+	return g.ml.Leave(half)
+}
+
+func (g *Gossip) meta(limit int) []byte {
+	m := g.cfg.Meta()
+	g.mu.Lock()
+	m.Leaving = g.leaving
+	g.mu.Unlock()
+	return m.encode(limit)
 }
 
 // Close stops gossip and its goroutines. Idempotent.
@@ -241,6 +262,9 @@ func (g *Gossip) record(n *memberlist.Node, state string) {
 		m = &Member{PeerID: p}
 		g.members[p] = m
 	}
+	if state == "dead" && (meta.Leaving || m.Meta.Leaving) {
+		state = "left"
+	}
 	if m.State != state {
 		m.Since = time.Now()
 	}
@@ -257,11 +281,7 @@ type gossipEvents struct{ g *Gossip }
 func (e *gossipEvents) NotifyJoin(n *memberlist.Node)   { e.g.record(n, stateName(n.State)) }
 func (e *gossipEvents) NotifyUpdate(n *memberlist.Node) { e.g.record(n, stateName(n.State)) }
 func (e *gossipEvents) NotifyLeave(n *memberlist.Node) {
-	s := stateName(n.State)
-	if s == "alive" || s == "suspect" {
-		s = "dead"
-	}
-	e.g.record(n, s)
+	e.g.record(n, "dead")
 }
 
 func stateName(s memberlist.NodeStateType) string {

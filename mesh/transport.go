@@ -392,8 +392,8 @@ func (t *Transport) enqueue(p peer.ID, hint string, b []byte) (time.Time, error)
 	buf := append([]byte(nil), b...)
 
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.closed {
+		t.mu.Unlock()
 		return time.Time{}, ErrTransportShutdown
 	}
 	t.rememberLocked(hint, p)
@@ -406,11 +406,16 @@ func (t *Transport) enqueue(p peer.ID, hint string, b []byte) (time.Time, error)
 	}
 	// Sending under mu is what makes retireWriter safe: once a writer is out
 	// of the map nobody can queue to it. The send never blocks.
+	queued := true
 	select {
 	case w.queue <- buf:
 	default:
 		// Full queue: drop, as a full UDP buffer would. Blocking here would
 		// stall memberlist's probe loop behind one slow peer.
+		queued = false
+	}
+	t.mu.Unlock()
+	if !queued {
 		t.log.Debug("gossip packet dropped: queue full", "peer", p)
 	}
 	return time.Now(), nil
@@ -664,14 +669,15 @@ func (t *Transport) handleStream(s network.Stream) {
 // closed, is what makes Shutdown's wg.Wait final.
 func (t *Transport) enterHandler(s network.Stream) bool {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.closed {
+		t.mu.Unlock()
 		_ = s.Reset()
 		return false
 	}
 	t.wg.Add(1)
 	t.streams[s] = struct{}{}
 	t.rememberLocked(tcpAddrOf(s.Conn().RemoteMultiaddr()).String(), s.Conn().RemotePeer())
+	t.mu.Unlock()
 	return true
 }
 

@@ -30,19 +30,25 @@ import (
 // soon as their condition holds.
 const gossipWait = 20 * time.Second
 
-// newGossipTestHost starts a quiet libp2p host on 127.0.0.1: TCP and Noise
-// only, no relay, no NAT mapping, no metrics, no resource limits.
-func newGossipTestHost(t *testing.T) host.Host {
-	t.Helper()
-	h, err := libp2p.New(
-		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+// quietHostOptions are the options of a quiet libp2p test host listening
+// on listen: TCP and Noise only, no relay, no NAT mapping, no metrics, no
+// resource limits, no mDNS.
+func quietHostOptions(listen string) []libp2p.Option {
+	return []libp2p.Option{
+		libp2p.ListenAddrStrings(listen),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.DisableRelay(),
 		libp2p.ForceReachabilityPrivate(),
 		libp2p.DisableMetrics(),
 		libp2p.ResourceManager(&network.NullResourceManager{}),
-	)
+	}
+}
+
+// newGossipTestHost starts a quiet libp2p host on 127.0.0.1.
+func newGossipTestHost(t *testing.T, opts ...libp2p.Option) host.Host {
+	t.Helper()
+	h, err := libp2p.New(append(quietHostOptions("/ip4/127.0.0.1/tcp/0"), opts...)...)
 	if err != nil {
 		t.Fatalf("libp2p host: %v", err)
 	}
@@ -400,6 +406,61 @@ func TestStreamRoundTrip(t *testing.T) {
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("read past deadline: %v, want a net.Error with Timeout()", err)
+	}
+}
+
+// TestDialAfterRestart checks that a member that comes back with the same
+// key on the same address is reachable at once: the failed dials while it
+// was down must not leave it in the swarm's dial backoff.
+func TestDialAfterRestart(t *testing.T) {
+	a := newGossipTestTransport(t, newGossipTestHost(t), nil)
+	priv, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := newGossipTestHost(t, libp2p.Identity(priv))
+	b := newGossipTestTransport(t, hb, nil)
+	to := gossipAddress(t, b)
+	dial := func() error {
+		c, err := a.DialAddressTimeout(to, 2*time.Second)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	if err := dial(); err != nil {
+		t.Fatalf("dial before restart: %v", err)
+	}
+
+	_ = b.Shutdown()
+	_ = hb.Close()
+	// Once a's old connection is gone, a dial really dials, is refused and
+	// (without the transport's Clear) would put the peer in backoff.
+	waitForGossip(t, "old connection closed", func() error {
+		if c := a.Host().Network().Connectedness(hb.ID()); c == network.Connected {
+			return errors.New("still connected")
+		}
+		return nil
+	})
+	if err := dial(); err == nil {
+		t.Fatal("dial to a stopped peer succeeded")
+	}
+
+	_, port, _ := net.SplitHostPort(to.Addr)
+	hb2, err := libp2p.New(append(quietHostOptions("/ip4/127.0.0.1/tcp/"+port), libp2p.Identity(priv))...)
+	if err != nil {
+		t.Fatalf("restart on port %s: %v", port, err)
+	}
+	t.Cleanup(func() { _ = hb2.Close() })
+	b2 := newGossipTestTransport(t, hb2, nil)
+	if err := dial(); err != nil {
+		t.Fatalf("first dial after restart: %v", err)
+	}
+	select {
+	case c := <-b2.StreamCh():
+		_ = c.Close()
+	case <-time.After(gossipWait):
+		t.Fatal("restarted peer got no stream")
 	}
 }
 

@@ -6,12 +6,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/palyra-mesh/palyra/ca"
@@ -116,9 +116,18 @@ func joinVia(ctx context.Context, cfg JoinConfig, ai peer.AddrInfo) (*Bundle, er
 	return exchange(ctx, cfg, s)
 }
 
-func exchange(ctx context.Context, cfg JoinConfig, s network.Stream) (*Bundle, error) {
+// conn is the joiner's end of the exchange: a libp2p stream, or a net.Conn
+// in tests.
+type conn interface {
+	io.ReadWriter
+	SetDeadline(time.Time) error
+	Close() error
+}
+
+// exchange runs the joiner's side of the protocol on s.
+func exchange(ctx context.Context, cfg JoinConfig, s conn) (*Bundle, error) {
 	step := func(d time.Duration) { _ = s.SetDeadline(time.Now().Add(d)) }
-	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	stop := context.AfterFunc(ctx, func() { s.Close() })
 	defer stop()
 
 	sid := make([]byte, 16)

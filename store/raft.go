@@ -65,13 +65,19 @@ func (s *Store) LastIndex() (uint64, error) {
 	return idx, nil
 }
 
-// edgeIndex returns the first (or, reversed, the last) log index: one seek
-// on the log prefix, keys only.
+// edgeIndex takes the shared lock for edgeIndexLocked.
 func (s *Store) edgeIndex(reverse bool) (uint64, error) {
 	if err := s.acquire(); err != nil {
 		return 0, err
 	}
 	defer s.release()
+	return s.edgeIndexLocked(reverse)
+}
+
+// edgeIndexLocked returns the first (or, reversed, the last) log index, 0
+// when the log is empty: one seek on the log prefix, keys only. The caller
+// holds the shared lock.
+func (s *Store) edgeIndexLocked(reverse bool) (uint64, error) {
 	var idx uint64
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{
@@ -154,8 +160,10 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 
 // DeleteRange durably deletes the entries with min <= index <= max; indexes
 // without an entry are skipped. It works in chunks, so any range fits in
-// badger's transaction limits; after a crash part-way, the lowest part of
-// the range is deleted, which keeps the log contiguous.
+// badger's transaction limits, and orders them so that a crash part-way
+// never leaves a hole in the log: a range that reaches the last entry (raft
+// truncating a conflicting suffix) is deleted from the top down, any other
+// (raft compacting the head after a snapshot) from the bottom up.
 func (s *Store) DeleteRange(min, max uint64) error {
 	if min > max {
 		return nil
@@ -164,8 +172,17 @@ func (s *Store) DeleteRange(min, max uint64) error {
 		return err
 	}
 	defer s.release()
-	for from := min; ; {
-		keys, next, more, err := s.logKeysIn(from, max, deleteChunk)
+	last, err := s.edgeIndexLocked(true)
+	if err != nil {
+		return fmt.Errorf("delete logs %d..%d: %w", min, max, err)
+	}
+	down := max >= last
+	from := min
+	if down {
+		from = max
+	}
+	for {
+		keys, next, more, err := s.logKeysIn(min, max, from, down, deleteChunk)
 		if err != nil {
 			return fmt.Errorf("delete logs %d..%d: %w", min, max, err)
 		}
@@ -175,6 +192,9 @@ func (s *Store) DeleteRange(min, max uint64) error {
 		if err != nil {
 			return fmt.Errorf("delete logs %d..%d: %w", min, max, err)
 		}
+		if s.afterDeleteChunk != nil {
+			s.afterDeleteChunk()
+		}
 		if !more {
 			return nil
 		}
@@ -183,18 +203,19 @@ func (s *Store) DeleteRange(min, max uint64) error {
 }
 
 // logKeysIn returns up to limit keys of existing entries with
-// from <= index <= max, in order. When more is true, the range may hold
-// further entries from index next on. The caller holds the shared lock.
-func (s *Store) logKeysIn(from, max uint64, limit int) (keys [][]byte, next uint64, more bool, err error) {
+// min <= index <= max, starting at from and going up (or down), in that
+// order. When more is true, further entries may follow from index next on.
+// The caller holds the shared lock.
+func (s *Store) logKeysIn(min, max, from uint64, down bool, limit int) (keys [][]byte, next uint64, more bool, err error) {
 	err = s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixLog)})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixLog), Reverse: down})
 		defer it.Close()
 		for it.Seek(logKey(from)); it.Valid(); it.Next() {
 			idx, err := logIndex(it.Item().Key())
 			if err != nil {
 				return err
 			}
-			if idx > max {
+			if idx > max || idx < min {
 				return nil
 			}
 			if len(keys) == limit {

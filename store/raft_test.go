@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/raft"
 )
 
@@ -192,8 +193,9 @@ func TestDeleteRange(t *testing.T) {
 }
 
 // TestLargeBatch stores 10k entries in one call (more than one badger
-// transaction holds with the small memtables) and deletes them across
-// several DeleteRange chunks.
+// transaction holds with the small memtables) and deletes them in ranges
+// spanning several DeleteRange chunks, checking after every committed chunk
+// that the log has no hole: a crash there must leave a contiguous log.
 func TestLargeBatch(t *testing.T) {
 	const n = 10_000
 	for name, s := range map[string]*Store{"memory": openMem(t), "disk": openDir(t, t.TempDir())} {
@@ -210,16 +212,60 @@ func TestLargeBatch(t *testing.T) {
 				}
 				checkLogEqual(t, &got, logs[idx-1])
 			}
-			if err := s.DeleteRange(1, n-10); err != nil { // > 2 chunks
+
+			chunks := 0
+			s.afterDeleteChunk = func() {
+				chunks++
+				checkContiguous(t, s)
+			}
+			defer func() { s.afterDeleteChunk = nil }()
+
+			// Suffix truncation, top down, over two chunks.
+			if err := s.DeleteRange(n/2+1, n); err != nil {
 				t.Fatal(err)
 			}
-			checkIndexes(t, s, n-9, n)
-			checkMissing(t, s, n-10)
-			if err := s.DeleteRange(n-9, n); err != nil {
+			checkIndexes(t, s, 1, n/2)
+			checkMissing(t, s, n/2+1)
+			// Head compaction, bottom up, over two chunks.
+			if err := s.DeleteRange(1, n/2-10); err != nil {
+				t.Fatal(err)
+			}
+			checkIndexes(t, s, n/2-9, n/2)
+			checkMissing(t, s, n/2-10)
+			if chunks < 4 {
+				t.Fatalf("deleted in %d chunks, want at least 4 to cover chunking", chunks)
+			}
+			if err := s.DeleteRange(0, math.MaxUint64); err != nil {
 				t.Fatal(err)
 			}
 			checkIndexes(t, s, 0, 0)
 		})
+	}
+}
+
+// checkContiguous fails unless the log indexes are consecutive. It runs
+// inside DeleteRange, which holds the shared lock, so it reads badger
+// directly.
+func checkContiguous(t testing.TB, s *Store) {
+	t.Helper()
+	var prev uint64
+	err := s.db.View(func(txn *badgerTxn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixLog)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			idx, err := logIndex(it.Item().Key())
+			if err != nil {
+				return err
+			}
+			if prev != 0 && idx != prev+1 {
+				return fmt.Errorf("hole in the log: %d follows %d", idx, prev)
+			}
+			prev = idx
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -67,8 +67,8 @@ const (
 // Config says where and how a Store keeps its data.
 type Config struct {
 	// Dir is the badger directory. It is created with mode 0700 (and
-	// tightened to 0700 if it exists with broader permissions). It must be
-	// dedicated to this store, and empty when InMemory is set.
+	// tightened to 0700 if it exists with broader permissions) and must be
+	// dedicated to this store. Leave it "" when InMemory is set.
 	Dir string
 
 	// InMemory keeps everything in memory and nothing on disk; for tests.
@@ -109,6 +109,10 @@ type Store struct {
 	// twice (a waiting Close would deadlock a nested RLock).
 	mu     sync.RWMutex
 	closed bool
+
+	// afterDeleteChunk, when set by a test, runs after each committed chunk
+	// of DeleteRange, with the shared lock held.
+	afterDeleteChunk func()
 }
 
 // Open opens (or creates) the store described by cfg.

@@ -1,0 +1,121 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMeshFoundation walks the path a user takes: create a mesh, join a
+// second machine with a PIN from the first, a third with a PIN created on
+// the second contacting only the second, see everything from anywhere,
+// burn a PIN with wrong guesses, restart a member.
+func TestMeshFoundation(t *testing.T) {
+	a, b, c := newNode(t, "alpha"), newNode(t, "bravo"), newNode(t, "charlie")
+
+	a.startOK("--init")
+	waitFor(t, 20*time.Second, "alpha coordinator", func() error {
+		if s := a.status(); s.Coordinator == nil || s.Coordinator.Name != "alpha" {
+			return fmt.Errorf("coordinator %+v", s.Coordinator)
+		}
+		return nil
+	})
+
+	// B joins with a PIN created on A.
+	tk := a.pair()
+	if len(tk.PIN) != 6 || tk.JoinCode == "" {
+		t.Fatalf("pair answer %+v", tk)
+	}
+	b.startOK("--pin", tk.PIN, "--peer", a.addr())
+
+	// C joins with a PIN created on B, contacting only B.
+	tk2 := b.pair()
+	c.startOK("--pin", tk2.PIN, "--peer", b.addr())
+
+	waitFor(t, 20*time.Second, "all alive on charlie with alpha as coordinator", func() error {
+		s := c.status()
+		for _, name := range []string{"alpha", "bravo", "charlie"} {
+			if st := memberState(s, name); st != "alive" {
+				return fmt.Errorf("%s is %s", name, st)
+			}
+		}
+		if s.Coordinator == nil || s.Coordinator.Name != "alpha" || !s.Quorum {
+			return fmt.Errorf("coordinator %+v quorum %v", s.Coordinator, s.Quorum)
+		}
+		return nil
+	})
+
+	// nodes show on any member includes the certificate and relay record.
+	var show struct {
+		Name      string   `json:"name"`
+		PeerID    string   `json:"peer_id"`
+		Roles     []string `json:"roles"`
+		CertPEM   string   `json:"certificate_pem"`
+		RelayedBy string   `json:"relayed_by"`
+	}
+	c.cliJSON(&show, "nodes", "show", "charlie")
+	if !strings.Contains(show.CertPEM, "BEGIN CERTIFICATE") || show.RelayedBy != "bravo" || len(show.Roles) != 1 || show.Roles[0] != "node" {
+		t.Fatalf("nodes show charlie: %+v", show)
+	}
+
+	// A used PIN says so.
+	d := newNode(t, "delta")
+	if msg, code := runJoin(t, d, tk.PIN, a.addr()); code == 0 || !strings.Contains(msg, "already used") {
+		t.Fatalf("reused PIN: exit %d, %q", code, msg)
+	}
+
+	// Five wrong PINs burn a ticket; then the right PIN gets the burned message.
+	tk3 := a.pair()
+	wrong := wrongPIN(tk3.PIN)
+	for i := 1; i <= 5; i++ {
+		msg, code := runJoin(t, d, wrong, b.addr())
+		if code == 0 || !strings.Contains(msg, "wrong PIN") {
+			t.Fatalf("wrong PIN attempt %d: exit %d, %q", i, code, msg)
+		}
+	}
+	if msg, code := runJoin(t, d, tk3.PIN, b.addr()); code == 0 || !strings.Contains(msg, "burned") {
+		t.Fatalf("right PIN after burn: exit %d, %q", code, msg)
+	}
+	// Failed pairings left nothing behind.
+	if _, err := os.Stat(d.dir); !os.IsNotExist(err) {
+		t.Fatalf("failed pairing left %s behind (err %v)", d.dir, err)
+	}
+
+	// Restarting B keeps its peer ID and it is alive again everywhere.
+	before := b.status().Self.PeerID
+	b.stop()
+	waitFor(t, 20*time.Second, "bravo left on alpha", func() error {
+		if st := memberState(a.status(), "bravo"); st != "left" {
+			return fmt.Errorf("bravo is %s", st)
+		}
+		return nil
+	})
+	b.startOK()
+	if after := b.status().Self.PeerID; after != before {
+		t.Fatalf("bravo's peer ID changed across restart: %s → %s", before, after)
+	}
+	waitFor(t, 20*time.Second, "bravo alive again on charlie", func() error {
+		if st := memberState(c.status(), "bravo"); st != "alive" {
+			return fmt.Errorf("bravo is %s", st)
+		}
+		return nil
+	})
+
+	// A member that dies is seen dead within seconds and stays dead.
+	c.kill()
+	waitFor(t, 20*time.Second, "charlie dead on alpha", func() error {
+		if st := memberState(a.status(), "charlie"); st != "dead" {
+			return fmt.Errorf("charlie is %s", st)
+		}
+		return nil
+	})
+}
+
+// wrongPIN returns a different PIN with the same first digit, so it selects
+// the same ticket and counts against it.
+func wrongPIN(pin string) string {
+	last := (pin[5]-'0'+1)%10 + '0'
+	return pin[:5] + string(last)
+}
