@@ -195,13 +195,12 @@ func (f *FSM) apply(c Command) (any, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: ticket", ErrNotFound)
 		}
-		if err := t.Usable(c.At); err != nil {
-			return nil, err
-		}
 		if _, taken := st.Nodes[v.Pending.Name]; taken {
 			return nil, fmt.Errorf("%w: node name %q is taken", ErrConflict, v.Pending.Name)
 		}
-		t.State = ca.TicketPending
+		if err := t.Redeem(c.At, v.Pending.Name, v.Pending.PeerID, v.Pending.RelayedBy); err != nil {
+			return nil, err
+		}
 		p := v.Pending
 		p.Since = c.At
 		st.Pending[p.Name] = &p
@@ -221,9 +220,10 @@ func (f *FSM) apply(c Command) (any, error) {
 		} else {
 			p.Decision = "rejected"
 			if t, ok := st.Tickets[p.Ticket]; ok {
-				t.State = ca.TicketRejected
+				if err := t.Reject(); err != nil {
+					return nil, err
+				}
 			}
-			delete(st.Pending, v.Name)
 		}
 		return nil, nil
 
@@ -236,19 +236,22 @@ func (f *FSM) apply(c Command) (any, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: ticket", ErrNotFound)
 		}
-		if p, ok := st.Pending[v.Node.Name]; ok {
-			if p.Ticket != t.ID || p.Decision != "approved" {
-				return nil, fmt.Errorf("%w: join of %q is not approved", ErrConflict, v.Node.Name)
-			}
-			delete(st.Pending, v.Node.Name)
-		} else if err := t.Usable(c.At); err != nil {
-			return nil, err
-		}
 		if old, taken := st.Nodes[v.Node.Name]; taken && old.PeerID != v.Node.PeerID {
 			return nil, fmt.Errorf("%w: node name %q is taken", ErrConflict, v.Node.Name)
 		}
-		t.State = ca.TicketUsed
-		t.UsedAt, t.UsedBy, t.UsedByPeer, t.RelayedBy = c.At, v.Node.Name, v.Node.PeerID, v.Node.RelayedBy
+		if p, ok := st.Pending[v.Node.Name]; ok && p.Ticket == t.ID {
+			if p.Decision != "approved" {
+				return nil, fmt.Errorf("%w: join of %q is not approved", ErrConflict, v.Node.Name)
+			}
+			if err := t.Approve(); err != nil {
+				return nil, err
+			}
+			delete(st.Pending, v.Node.Name)
+		} else if t.RequireApproval {
+			return nil, fmt.Errorf("%w: ticket %s needs an operator's approval", ErrConflict, t.ID)
+		} else if err := t.Redeem(c.At, v.Node.Name, v.Node.PeerID, v.Node.RelayedBy); err != nil {
+			return nil, err
+		}
 		n := v.Node
 		n.JoinedAt = c.At
 		st.Nodes[n.Name] = &n
@@ -257,12 +260,18 @@ func (f *FSM) apply(c Command) (any, error) {
 	return nil, fmt.Errorf("%w: unknown op %q", ErrBadCmd, c.Op)
 }
 
-// prune forgets tickets that ended more than a day ago, so the state does not
-// grow without bound; the record of who used a ticket stays on the node.
+// prune forgets tickets that ended more than a day ago and rejected joins
+// as old, so the state does not grow without bound; the record of who used
+// a ticket stays on the node.
 func (f *FSM) prune(now time.Time) {
 	for id, t := range f.st.Tickets {
 		if now.Sub(t.ExpiresAt) > 24*time.Hour {
 			delete(f.st.Tickets, id)
+		}
+	}
+	for name, p := range f.st.Pending {
+		if p.Decision == "rejected" && now.Sub(p.Since) > 24*time.Hour {
+			delete(f.st.Pending, name)
 		}
 	}
 }

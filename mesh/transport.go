@@ -537,7 +537,11 @@ func (t *Transport) openStream(ctx context.Context, p peer.ID, hint string, prot
 	if err := t.authorize(ctx, p); err != nil {
 		return nil, err
 	}
-	s, err := t.cfg.Host.NewStream(dctx, p, proto)
+	// A fresh bound for opening the stream: the authorizer may have used
+	// most of the connect budget on its handshake.
+	sctx, cancelStream := context.WithTimeout(ctx, dialTimeout)
+	defer cancelStream()
+	s, err := t.cfg.Host.NewStream(sctx, p, proto)
 	if err != nil {
 		t.clearBackoff(p)
 		return nil, fmt.Errorf("open %s stream to %s: %w", proto, p, err)
