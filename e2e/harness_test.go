@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 
 // node is one agent process and its data dir.
 type node struct {
-	t      *testing.T
+	t      testing.TB
 	name   string
 	dir    string
 	http   string
@@ -69,7 +69,7 @@ func (s *syncBuffer) String() string {
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -80,7 +80,7 @@ func freePort(t *testing.T) int {
 }
 
 // newNode prepares a node with its own data dir and loopback ports.
-func newNode(t *testing.T, name string) *node {
+func newNode(t testing.TB, name string) *node {
 	t.Helper()
 	n := &node{
 		t:      t,
@@ -259,7 +259,7 @@ func memberState(s status, name string) string {
 }
 
 // waitFor polls f until it returns nil or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, f func() error) {
+func waitFor(t testing.TB, d time.Duration, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	var err error
@@ -267,13 +267,13 @@ func waitFor(t *testing.T, d time.Duration, what string, f func() error) {
 		if err = f(); err == nil {
 			return
 		}
-		<-time.After(100 * time.Millisecond) // poll interval, not a wait for the condition
+		<-time.After(20 * time.Millisecond) // poll interval, not a wait for the condition
 	}
 	t.Fatalf("waiting for %s: %v", what, err)
 }
 
 // runJoin runs `palyra agent --pin` expecting it to fail, returning stderr.
-func runJoin(t *testing.T, n *node, pin, peer string) (string, int) {
+func runJoin(t testing.TB, n *node, pin, peer string) (string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -294,4 +294,24 @@ func runJoin(t *testing.T, n *node, pin, peer string) (string, int) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// quietStatus reads status straight from the HTTP API, as a monitoring
+// client would (cheaper than a CLI process per poll, for benchmarks). A node
+// not answering yet gives an empty status instead of failing.
+func (n *node) quietStatus() status {
+	var s status
+	tok, err := os.ReadFile(filepath.Join(n.dir, "admin.token"))
+	if err != nil {
+		return s
+	}
+	req, _ := http.NewRequest("GET", "http://"+n.http+"/api/v1/status", nil)
+	req.Header.Set("Authorization", "Bearer "+string(tok))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return s
+	}
+	defer res.Body.Close()
+	_ = json.NewDecoder(res.Body).Decode(&s)
+	return s
 }

@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -102,7 +103,7 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := cfg.Transport.cfg.Host
+	h := cfg.Transport.Host()
 	g := &Gossip{
 		cfg:     cfg,
 		self:    h.ID(),
@@ -188,11 +189,16 @@ func (g *Gossip) Leave(timeout time.Duration) error {
 	g.mu.Lock()
 	g.leaving = true
 	g.mu.Unlock()
-	half := timeout / 2
-	if err := g.ml.UpdateNode(half); err != nil {
+	deadline := time.Now().Add(timeout)
+	if err := g.ml.UpdateNode(timeout / 3); err != nil {
 		g.cfg.Logger.Debug("leave intent", "err", err)
 	}
-	return g.ml.Leave(half)
+	if err := g.ml.Leave(timeout / 3); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	return g.cfg.Transport.Flush(ctx)
 }
 
 func (g *Gossip) meta(limit int) []byte {
@@ -262,6 +268,7 @@ func (g *Gossip) record(n *memberlist.Node, state string) {
 		m = &Member{PeerID: p}
 		g.members[p] = m
 	}
+	g.cfg.Logger.Debug("member event", "peer", p, "state", state, "leaving", meta.Leaving, "was", m.Meta.Leaving)
 	if state == "dead" && (meta.Leaving || m.Meta.Leaving) {
 		state = "left"
 	}
@@ -299,7 +306,7 @@ func stateName(s memberlist.NodeStateType) string {
 
 type gossipDelegate struct{ g *Gossip }
 
-func (d *gossipDelegate) NodeMeta(limit int) []byte       { return d.g.cfg.Meta().encode(limit) }
+func (d *gossipDelegate) NodeMeta(limit int) []byte       { return d.g.meta(limit) }
 func (d *gossipDelegate) NotifyMsg([]byte)                {}
 func (d *gossipDelegate) GetBroadcasts(int, int) [][]byte { return nil }
 func (d *gossipDelegate) LocalState(bool) []byte          { return nil }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -145,6 +146,9 @@ type Transport struct {
 	writers  map[peer.ID]*peerWriter
 	streams  map[network.Stream]struct{} // every open stream we own or handed to memberlist
 	addrBook map[string]peer.ID          // "ip:port" → peer, for the name-less WriteTo and DialTimeout
+
+	// pending counts packets queued and not yet written or dropped (Flush).
+	pending atomic.Int64
 }
 
 var _ memberlist.NodeAwareTransport = (*Transport)(nil)
@@ -409,6 +413,7 @@ func (t *Transport) enqueue(p peer.ID, hint string, b []byte) (time.Time, error)
 	queued := true
 	select {
 	case w.queue <- buf:
+		t.pending.Add(1)
 	default:
 		// Full queue: drop, as a full UDP buffer would. Blocking here would
 		// stall memberlist's probe loop behind one slow peer.
@@ -450,12 +455,15 @@ func (t *Transport) runWriter(w *peerWriter) {
 		case b := <-w.queue:
 			frame, err = appendFrame(frame[:0], b)
 			if err != nil { // enqueue checked the size; keep the writer alive regardless
+				t.pending.Add(-1)
 				continue
 			}
 			// A peer that stops reading fills the yamux window; the
 			// deadline turns that into an error instead of a stuck writer.
 			_ = s.SetWriteDeadline(time.Now().Add(t.cfg.DialTimeout))
-			if _, err := s.Write(frame); err != nil {
+			_, err := s.Write(frame)
+			t.pending.Add(-1)
+			if err != nil {
 				t.log.Debug("gossip packet stream: write failed", "peer", w.peer, "err", err)
 				_ = s.Reset()
 				return
@@ -477,10 +485,27 @@ func (t *Transport) retireWriter(w *peerWriter) {
 	for {
 		select {
 		case <-w.queue:
+			t.pending.Add(-1)
 		default:
 			return
 		}
 	}
+}
+
+// Flush waits until every queued packet was written or dropped, or ctx
+// ends. A node that leaves calls it so its goodbye reaches the others
+// before the transport shuts down.
+func (t *Transport) Flush(ctx context.Context) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for t.pending.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 // DialAddressTimeout opens a reliable stream to the peer named addr.Name
