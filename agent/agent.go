@@ -599,8 +599,12 @@ func (a *Agent) handlePair(s network.Stream) {
 func (a *Agent) handleRelay(s network.Stream) {
 	defer s.Close()
 	relay, ok := a.gate.Peer(s.Conn().RemotePeer())
-	if !ok || !a.isLeader() {
+	if !ok {
 		s.Reset()
+		return
+	}
+	if !a.isLeader() {
+		_ = mesh.WriteMsg(s, pairing.Challenge{Error: &pairing.Error{Code: pairing.CodeUnavailable, Message: a.id.mesh.Name + " is not the coordinator (an election may be under way)"}})
 		return
 	}
 	joiner, err := pairing.ReadRelayHeader(s)

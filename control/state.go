@@ -82,7 +82,7 @@ func (s *State) TicketBySlot(slot byte) (*ca.Ticket, bool) {
 func (s *State) OpenSlots(now time.Time) map[byte]bool {
 	taken := make(map[byte]bool)
 	for _, t := range s.Tickets {
-		if t.Usable(now) == nil || t.State == ca.TicketPending {
+		if len(t.PIN) > 0 && (t.Usable(now) == nil || t.State == ca.TicketPending) {
 			taken[t.PIN[0]] = true
 		}
 	}

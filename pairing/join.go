@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,8 +32,7 @@ type JoinConfig struct {
 	// Members to try, in order. More may arrive on Found (mDNS).
 	Members []peer.AddrInfo
 	Found   <-chan peer.AddrInfo
-	// Wait bounds the search for a reachable member when Members is empty
-	// and Found is set.
+	// Wait bounds the search for a member that can pair us (default 30s).
 	Wait time.Duration
 	// CAFingerprint, when set (from a join code), must match the mesh CA.
 	CAFingerprint string
@@ -42,56 +42,52 @@ type JoinConfig struct {
 }
 
 // Join pairs with a mesh and returns the verified bundle. A *Error means
-// the mesh refused (final); ErrNoMember means nobody answered.
+// the mesh refused (final); ErrNoMember means nobody answered within
+// cfg.Wait. Members that cannot reach a coordinator right now (an election
+// is under way) are tried again until then.
 func Join(ctx context.Context, cfg JoinConfig) (*Bundle, error) {
 	if err := ca.ValidPIN(cfg.PIN); err != nil {
 		return nil, &Error{Code: CodeBadRequest, Message: err.Error()}
 	}
-	tried := map[peer.ID]bool{}
+	wait := cfg.Wait
+	if wait <= 0 {
+		wait = 30 * time.Second
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	known := append([]peer.AddrInfo{}, cfg.Members...)
 	var lastErr error
-	try := func(ai peer.AddrInfo) (*Bundle, error) {
-		tried[ai.ID] = true
-		b, err := joinVia(ctx, cfg, ai)
-		if err != nil {
+	backoff := 200 * time.Millisecond
+	for {
+		for _, ai := range known {
+			b, err := joinVia(ctx, cfg, ai)
+			if err == nil {
+				return b, nil
+			}
 			var pe *Error
-			if errors.As(err, &pe) {
+			if errors.As(err, &pe) && pe.Code != CodeUnavailable {
 				return nil, err
 			}
-			cfg.Logger.Debug("member unreachable", "peer", ai.ID, "err", err)
+			cfg.Logger.Debug("member could not pair us", "peer", ai.ID, "err", err)
 			lastErr = err
-			return nil, nil
 		}
-		return b, nil
-	}
-	for _, ai := range cfg.Members {
-		if b, err := try(ai); b != nil || err != nil {
-			return b, err
-		}
-	}
-	if cfg.Found != nil {
-		wait := cfg.Wait
-		if wait <= 0 {
-			wait = 30 * time.Second
-		}
-		timer := time.NewTimer(wait)
-		defer timer.Stop()
-		for {
-			select {
-			case ai := <-cfg.Found:
-				if tried[ai.ID] || ai.ID == cfg.Host.ID() {
-					continue
-				}
-				if b, err := try(ai); b != nil || err != nil {
-					return b, err
-				}
-			case <-timer.C:
-				return nil, noMember(lastErr)
-			case <-ctx.Done():
-				return nil, ctx.Err()
+		retry := time.NewTimer(backoff)
+		select {
+		case ai := <-cfg.Found:
+			retry.Stop()
+			if ai.ID != cfg.Host.ID() && !slices.ContainsFunc(known, func(k peer.AddrInfo) bool { return k.ID == ai.ID }) {
+				known = append(known, ai)
 			}
+		case <-retry.C:
+			backoff = min(backoff*2, 2*time.Second)
+		case <-deadline.C:
+			retry.Stop()
+			return nil, noMember(lastErr)
+		case <-ctx.Done():
+			retry.Stop()
+			return nil, ctx.Err()
 		}
 	}
-	return nil, noMember(lastErr)
 }
 
 func noMember(last error) error {
