@@ -73,6 +73,7 @@ func (a *Agent) routes() http.Handler {
 		writeJSON(w, http.StatusOK, a.status())
 	})
 	api("POST /api/v1/pairing/tickets", permPairingCreate, a.handleCreateTicket)
+	api("GET /api/v1/pairing/tickets", permNodesRead, a.coordinatorHandler(opTicketList))
 	api("GET /api/v1/nodes", permNodesRead, a.coordinatorHandler(opNodesList))
 	api("GET /api/v1/nodes/{name}", permNodesRead, a.coordinatorHandler(opNodesShow))
 	api("POST /api/v1/nodes/{name}/approve", permNodesManage, a.coordinatorHandler(opNodesApprove))
@@ -128,6 +129,7 @@ func (a *Agent) coordinatorHandler(op string) http.HandlerFunc {
 // The coordinator's operations.
 const (
 	opTicketCreate = "pairing.create"
+	opTicketList   = "pairing.list"
 	opNodesList    = "nodes.list"
 	opNodesShow    = "nodes.show"
 	opNodesApprove = "nodes.approve"
@@ -166,6 +168,8 @@ func (a *Agent) execute(ctx context.Context, p principal, req controlRequest) (a
 	switch req.Op {
 	case opTicketCreate:
 		return a.createTicket(ctx, p, req)
+	case opTicketList:
+		return a.listTickets(), nil
 	case opNodesList:
 		return a.listNodes(), nil
 	case opNodesShow:
@@ -191,6 +195,7 @@ func (a *Agent) execute(ctx context.Context, p principal, req controlRequest) (a
 // requiredPerm is the permission each operation needs at the coordinator.
 var requiredPerm = map[string]string{
 	opTicketCreate: permPairingCreate,
+	opTicketList:   permNodesRead,
 	opNodesList:    permNodesRead,
 	opNodesShow:    permNodesRead,
 	opNodesApprove: permNodesManage,
@@ -291,4 +296,25 @@ func (a *Agent) showNode(name string) (api.Node, bool) {
 		return api.Node{}, false
 	}
 	return views[i], true
+}
+
+// listTickets shows every ticket's record, newest first, without PINs.
+func (a *Agent) listTickets() api.TicketList {
+	out := api.TicketList{Tickets: []api.TicketRecord{}}
+	now := time.Now()
+	a.fsm.Read(func(s *control.State) {
+		for _, t := range s.Tickets {
+			state := string(t.State)
+			if errors.Is(t.Usable(now), ca.ErrTicketExpired) {
+				state = "expired"
+			}
+			out.Tickets = append(out.Tickets, api.TicketRecord{
+				ID: t.ID, State: state, Roles: t.Roles, RequireApproval: t.RequireApproval,
+				CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, CreatedBy: t.CreatedBy, CreatedOn: t.CreatedOn,
+				Failures: t.Failures, UsedAt: t.UsedAt, UsedBy: t.UsedBy, RelayedBy: t.RelayedBy,
+			})
+		}
+	})
+	sort.Slice(out.Tickets, func(i, j int) bool { return out.Tickets[i].CreatedAt.After(out.Tickets[j].CreatedAt) })
+	return out
 }

@@ -79,6 +79,28 @@ type Ticket struct {
 	Peers []string `json:"peers"`
 }
 
+// TicketRecord is a pairing ticket as listings show it: who created it,
+// where, who relayed and used it. Never the PIN.
+type TicketRecord struct {
+	ID              string    `json:"id"`
+	State           string    `json:"state"`
+	Roles           []string  `json:"roles"`
+	RequireApproval bool      `json:"require_approval"`
+	CreatedAt       time.Time `json:"created_at"`
+	ExpiresAt       time.Time `json:"expires_at"`
+	CreatedBy       string    `json:"created_by"`
+	CreatedOn       string    `json:"created_on"`
+	Failures        int       `json:"failures"`
+	UsedAt          time.Time `json:"used_at,omitzero"`
+	UsedBy          string    `json:"used_by,omitempty"`
+	RelayedBy       string    `json:"relayed_by,omitempty"`
+}
+
+// TicketList is the answer of GET /api/v1/pairing/tickets.
+type TicketList struct {
+	Tickets []TicketRecord `json:"tickets"`
+}
+
 // Error is the body of every error answer: {"error": {...}}.
 type Error struct {
 	Status  int    `json:"-"`

@@ -119,3 +119,9 @@ func (c *Client) Decide(ctx context.Context, name string, approve bool) (*api.De
 	var d api.Decision
 	return &d, c.do(ctx, http.MethodPost, "/api/v1/nodes/"+url.PathEscape(name)+"/"+verb, nil, &d)
 }
+
+// Tickets lists pairing tickets (never their PINs).
+func (c *Client) Tickets(ctx context.Context) ([]api.TicketRecord, error) {
+	var l api.TicketList
+	return l.Tickets, c.do(ctx, http.MethodGet, "/api/v1/pairing/tickets", nil, &l)
+}

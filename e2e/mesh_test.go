@@ -60,6 +60,32 @@ func TestMeshFoundation(t *testing.T) {
 		t.Fatalf("nodes show charlie: %+v", show)
 	}
 
+	// The ticket records who created, relayed and used it, and no listing
+	// shows a PIN.
+	out, errOut, code := b.cli("pair", "list", "--json")
+	if code != 0 {
+		t.Fatalf("pair list: %s", errOut)
+	}
+	if strings.Contains(out, tk.PIN) || strings.Contains(out, tk2.PIN) || strings.Contains(out, `"pin"`) {
+		t.Fatalf("pair list shows a PIN: %s", out)
+	}
+	var tickets struct {
+		Tickets []struct {
+			State     string `json:"state"`
+			CreatedBy string `json:"created_by"`
+			CreatedOn string `json:"created_on"`
+			UsedBy    string `json:"used_by"`
+			RelayedBy string `json:"relayed_by"`
+		} `json:"tickets"`
+	}
+	b.cliJSON(&tickets, "pair", "list")
+	if len(tickets.Tickets) != 2 {
+		t.Fatalf("want 2 tickets, got %+v", tickets)
+	}
+	if r := tickets.Tickets[0]; r.State != "used" || r.CreatedOn != "bravo" || r.UsedBy != "charlie" || r.RelayedBy != "bravo" || !strings.Contains(r.CreatedBy, "bravo") {
+		t.Fatalf("ticket record %+v", r)
+	}
+
 	// A used PIN says so.
 	d := newNode(t, "delta")
 	if msg, code := runJoin(t, d, tk.PIN, a.addr()); code == 0 || !strings.Contains(msg, "already used") {
