@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	routedhost "github.com/libp2p/go-libp2p/p2p/host/routed"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/palyra-mesh/palyra/ca"
@@ -44,6 +46,8 @@ type Agent struct {
 	adminTok  string
 	gate      *mesh.Gate
 	host      host.Host
+	dht       *dht.IpfsDHT
+	routed    host.Host // host with DHT peer routing, for dialing members
 	transport *mesh.Transport
 	gossip    *mesh.Gossip
 	store     *store.Store
@@ -97,6 +101,11 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.gate = mesh.NewGate(mesh.GateConfig{
 		Open:   []protocol.ID{pairing.Protocol},
 		Logger: a.log,
+		OnAuthenticated: func(p peer.ID) {
+			if a.dht != nil {
+				mesh.AddAuthenticated(a.dht, p)
+			}
+		},
 	})
 	switch {
 	case hasMesh(a.cfg.DataDir):
@@ -133,6 +142,16 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if a.adminTok, err = adminToken(a.cfg.DataDir); err != nil {
 		return err
 	}
+	if a.cfg.MDNS {
+		// Members advertise themselves so `palyra agent --pin` alone finds one.
+		if err := a.startMDNS(); err != nil {
+			return err
+		}
+	}
+	if a.dht, err = mesh.StartDHT(a.host, a.id.mesh.MeshID); err != nil {
+		return err
+	}
+	a.routed = routedhost.Wrap(a.host, a.dht)
 	a.meta = mesh.Meta{Name: a.id.mesh.Name, Version: a.cfg.Version, Eligible: a.cfg.Coordinator, Voter: a.id.mesh.Voter}
 	a.refreshAddrs()
 	if a.id.mesh.Voter {
@@ -559,6 +578,9 @@ func (a *Agent) Close() error {
 		}
 		if a.raft != nil {
 			errs = append(errs, a.raft.Close())
+		}
+		if a.dht != nil {
+			errs = append(errs, a.dht.Close())
 		}
 		if a.host != nil {
 			errs = append(errs, a.host.Close())

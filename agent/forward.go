@@ -59,7 +59,7 @@ func (a *Agent) onCoordinator(ctx context.Context, p principal, req controlReque
 	if err := a.gate.Await(ctx, coord); err != nil {
 		return nil, fmt.Errorf("%w: %w", mesh.ErrNoCoordinator, err)
 	}
-	s, err := a.host.NewStream(ctx, coord, controlProtocol)
+	s, err := a.routed.NewStream(ctx, coord, controlProtocol)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", mesh.ErrNoCoordinator, err)
 	}

@@ -45,6 +45,9 @@ type GateConfig struct {
 	Now func() time.Time
 	// Logger receives handshake failures at debug level.
 	Logger *slog.Logger
+	// OnAuthenticated, if set, is called (on its own goroutine) after a peer
+	// showed a valid certificate.
+	OnAuthenticated func(peer.ID)
 }
 
 // Gate is the authentication gate. It wraps the host's resource manager so
@@ -90,6 +93,23 @@ func (g *Gate) attach(h host.Host) {
 	g.host = h
 	h.SetStreamHandler(AuthProtocol, g.handle)
 	h.Network().Notify(&network.NotifyBundle{
+		// The dialing side authenticates at once, so the first protected
+		// stream either way finds the peer known.
+		ConnectedF: func(_ network.Network, c network.Conn) {
+			if c.Stat().Direction != network.DirOutbound {
+				return
+			}
+			if authority, _ := g.identity(); authority == nil {
+				return
+			}
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := g.Await(ctx, c.RemotePeer()); err != nil {
+					g.log.Debug("handshake after connect", "peer", c.RemotePeer(), "err", err)
+				}
+			}()
+		},
 		DisconnectedF: func(n network.Network, c network.Conn) {
 			p := c.RemotePeer()
 			if n.Connectedness(p) != network.Connected {
@@ -276,8 +296,12 @@ func (g *Gate) accept(conn network.Conn, der []byte) error {
 		return fmt.Errorf("%w: %s: %w", ErrNotAuthenticated, p, err)
 	}
 	g.mu.Lock()
+	_, known := g.peers[p]
 	g.peers[p] = cert
 	g.mu.Unlock()
+	if !known && g.cfg.OnAuthenticated != nil {
+		go g.cfg.OnAuthenticated(p)
+	}
 	return nil
 }
 
