@@ -10,8 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -29,7 +29,6 @@ import (
 	"github.com/palyra-mesh/palyra/control"
 	"github.com/palyra-mesh/palyra/mesh"
 	"github.com/palyra-mesh/palyra/pairing"
-	"github.com/palyra-mesh/palyra/store"
 )
 
 // mdnsService is the mDNS service name members advertise. It is the same
@@ -50,8 +49,6 @@ type Agent struct {
 	routed    host.Host // host with DHT peer routing, for dialing members
 	transport *mesh.Transport
 	gossip    *mesh.Gossip
-	store     *store.Store
-	raft      *mesh.Raft
 	fsm       *control.FSM
 	mdns      mdns.Service
 	found     chan peer.AddrInfo
@@ -64,6 +61,11 @@ type Agent struct {
 
 	metaMu sync.Mutex
 	meta   mesh.Meta
+
+	// raftMu serialises starting and stopping raft; the running node is
+	// published in voter for lock-free reads (nil on non-voters).
+	raftMu sync.Mutex
+	voter  atomic.Pointer[raftNode]
 
 	closeOnce sync.Once
 	fatal     chan error
@@ -154,6 +156,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.routed = routedhost.Wrap(a.host, a.dht)
 	a.meta = mesh.Meta{Name: a.id.mesh.Name, Version: a.cfg.Version, Eligible: a.cfg.Coordinator, Voter: a.id.mesh.Voter}
 	a.refreshAddrs()
+	a.seedPeerstore()
 	if a.id.mesh.Voter {
 		if err := a.startRaft(); err != nil {
 			return err
@@ -169,9 +172,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.goTracked(a.joinLoop)
-	if a.raft != nil {
-		a.goTracked(a.leaderLoop)
-	}
+	a.goTracked(a.raftLoop)
 	a.log.Info("agent started", "node", a.id.mesh.Name, "peer", a.host.ID(), "mesh", a.id.mesh.MeshID,
 		"http", a.httpLn.Addr().String(), "addrs", a.host.Addrs())
 	return nil
@@ -296,29 +297,6 @@ func (n mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 	case n.a.found <- ai:
 	default:
 	}
-}
-
-func (a *Agent) startRaft() error {
-	st, err := store.Open(store.Config{Dir: filepath.Join(a.cfg.DataDir, dirRaft, "badger"), Logger: a.log})
-	if err != nil {
-		return err
-	}
-	a.store = st
-	rc := mesh.RaftConfig{
-		Dir:       filepath.Join(a.cfg.DataDir, dirRaft),
-		Logs:      st,
-		Stable:    st,
-		FSM:       a.fsm,
-		Bootstrap: true,
-		Logger:    a.log,
-	}
-	rc.LANRaftTimings()
-	r, err := mesh.StartRaft(a.host, a.gate, rc)
-	if err != nil {
-		return err
-	}
-	a.raft = r
-	return nil
 }
 
 func (a *Agent) startGossip() error {
@@ -461,58 +439,6 @@ func mergeAddrInfos(in []peer.AddrInfo) []peer.AddrInfo {
 	return out
 }
 
-// leaderLoop follows raft leadership: it publishes coordinator and term in
-// gossip and, as leader of a fresh mesh, writes the founding record.
-func (a *Agent) leaderLoop() {
-	obs := a.raft.LeaderCh()
-	for {
-		leader := a.raft.State() == raft.Leader
-		a.setMeta(func(m *mesh.Meta) {
-			m.Coordinator = leader
-			m.Term = a.currentTerm()
-		})
-		if leader {
-			if err := a.founderInit(); err != nil {
-				a.log.Warn("founding record", "err", err)
-			}
-		}
-		select {
-		case <-a.ctx.Done():
-			return
-		case <-obs:
-		}
-	}
-}
-
-// founderInit writes the mesh.init command once, on the founder.
-func (a *Agent) founderInit() error {
-	var done bool
-	a.fsm.Read(func(s *control.State) { done = s.MeshID != "" })
-	if done || a.id.ca.Key == nil {
-		return nil
-	}
-	keyPEM, err := a.id.ca.KeyPEM()
-	if err != nil {
-		return err
-	}
-	c := a.id.cert
-	_, err = a.apply(a.ctx, control.OpInit, control.Init{
-		MeshID: a.id.mesh.MeshID, CACertPEM: string(a.id.ca.CertPEM()), CAKeyPEM: string(keyPEM),
-		Node: control.Node{Name: c.Name, PeerID: a.host.ID().String(), Roles: c.Roles, CertPEM: string(c.PEM()),
-			Serial: c.Serial, CertExpiresAt: c.NotAfter, JoinedAt: time.Now()},
-	})
-	return err
-}
-
-func (a *Agent) currentTerm() uint64 {
-	if a.raft == nil {
-		return 0
-	}
-	var t uint64
-	fmt.Sscan(a.raft.Stats()["term"], &t)
-	return t
-}
-
 func (a *Agent) goTracked(f func()) {
 	a.wg.Add(1)
 	go func() {
@@ -576,9 +502,6 @@ func (a *Agent) Close() error {
 		if a.transport != nil {
 			errs = append(errs, a.transport.Shutdown())
 		}
-		if a.raft != nil {
-			errs = append(errs, a.raft.Close())
-		}
 		if a.dht != nil {
 			errs = append(errs, a.dht.Close())
 		}
@@ -586,9 +509,7 @@ func (a *Agent) Close() error {
 			errs = append(errs, a.host.Close())
 		}
 		a.wg.Wait()
-		if a.store != nil {
-			errs = append(errs, a.store.Close())
-		}
+		errs = append(errs, a.stopRaft(false))
 	})
 	return errors.Join(errs...)
 }
@@ -647,7 +568,8 @@ func (a *Agent) pairingServer() *pairing.Server {
 
 // isLeader reports whether this node is the coordinator.
 func (a *Agent) isLeader() bool {
-	return a.raft != nil && a.raft.State() == raft.Leader
+	r := a.raft()
+	return r != nil && r.State() == raft.Leader
 }
 
 // coordinator returns the coordinator's peer ID as gossip tells it.

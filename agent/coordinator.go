@@ -20,7 +20,8 @@ var ErrNotCoordinator = errors.New("this node is not the coordinator")
 
 // apply commits one command through raft and returns its result.
 func (a *Agent) apply(ctx context.Context, op control.Op, v any) (any, error) {
-	if !a.isLeader() {
+	r := a.raft()
+	if r == nil || r.State() != raft.Leader {
 		return nil, ErrNotCoordinator
 	}
 	cmd, err := control.NewCommand(op, time.Now().UTC(), v)
@@ -31,7 +32,7 @@ func (a *Agent) apply(ctx context.Context, op control.Op, v any) (any, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
-	f := a.raft.Apply(cmd, timeout)
+	f := r.Apply(cmd, timeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return nil, fmt.Errorf("%w: %w", ErrNotCoordinator, err)

@@ -3,12 +3,14 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/palyra-mesh/palyra/api"
 	"net/http"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/palyra-mesh/palyra/mesh"
@@ -17,6 +19,10 @@ import (
 // controlProtocol carries control-plane operations from any member to the
 // coordinator, so a client may talk to any node.
 const controlProtocol = protocol.ID("/palyra/control/1.0.0")
+
+// opRaftPrepare is sent by the coordinator to a member it will promote:
+// start raft (without bootstrapping) so it can be added as a voter.
+const opRaftPrepare = "raft.prepare"
 
 // controlRequest is one forwarded operation.
 type controlRequest struct {
@@ -52,16 +58,33 @@ func (a *Agent) onCoordinator(ctx context.Context, p principal, req controlReque
 	}
 	coord, ok := a.coordinator()
 	if !ok {
-		return nil, fmt.Errorf("%w: no member announces itself as coordinator", mesh.ErrNoCoordinator)
+		return nil, a.noCoordinator()
 	}
+	res, err := a.callMember(ctx, coord, req)
+	if err != nil {
+		var ae *api.Error
+		if errors.As(err, &ae) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", mesh.ErrNoCoordinator, err)
+	}
+	return res, nil
+}
+
+// callMember sends one control request to member p and returns its answer.
+func (a *Agent) callMember(ctx context.Context, p peer.ID, req controlRequest) (json.RawMessage, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := a.gate.Await(ctx, coord); err != nil {
-		return nil, fmt.Errorf("%w: %w", mesh.ErrNoCoordinator, err)
+	// Bound the dial: a member that just died must not cost the caller the
+	// whole deadline.
+	dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
+	defer dcancel()
+	if err := a.gate.Await(dctx, p); err != nil {
+		return nil, err
 	}
-	s, err := a.routed.NewStream(ctx, coord, controlProtocol)
+	s, err := a.routed.NewStream(dctx, p, controlProtocol)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", mesh.ErrNoCoordinator, err)
+		return nil, err
 	}
 	defer s.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -69,12 +92,12 @@ func (a *Agent) onCoordinator(ctx context.Context, p principal, req controlReque
 	}
 	if err := mesh.WriteMsg(s, req); err != nil {
 		s.Reset()
-		return nil, fmt.Errorf("forward to coordinator: %w", err)
+		return nil, fmt.Errorf("send %s: %w", req.Op, err)
 	}
 	var res controlResponse
 	if err := mesh.ReadMsg(s, 0, &res); err != nil {
 		s.Reset()
-		return nil, fmt.Errorf("forward to coordinator: %w", err)
+		return nil, fmt.Errorf("answer to %s: %w", req.Op, err)
 	}
 	if res.Error != nil {
 		res.Error.Status = res.Status
@@ -95,6 +118,11 @@ func (a *Agent) handleControl(s network.Stream) {
 	var req controlRequest
 	if err := mesh.ReadMsg(s, maxBody*2, &req); err != nil {
 		s.Reset()
+		return
+	}
+	if req.Op == opRaftPrepare {
+		err := a.prepareRaft(s.Conn().RemotePeer())
+		_ = mesh.WriteMsg(s, responseFor(json.RawMessage(`{}`), err))
 		return
 	}
 	p := principal{Name: req.Principal + " via " + cert.Name, Roles: cert.Roles}

@@ -1,9 +1,9 @@
 package agent
 
 import (
-	"github.com/hashicorp/raft"
-	"github.com/palyra-mesh/palyra/api"
+	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/palyra-mesh/palyra/api"
 	"github.com/palyra-mesh/palyra/mesh"
 )
 
@@ -12,38 +12,40 @@ func (a *Agent) status() api.Status {
 		MeshID: a.id.mesh.MeshID,
 		Self:   api.NodeRef{Name: a.id.mesh.Name, PeerID: a.host.ID().String()},
 	}
+	// A voter knows the coordinator from raft itself; others from gossip.
 	coord, haveCoord := a.coordinator()
-	voters := map[string]bool{}
-	if a.raft != nil {
-		if f := a.raft.GetConfiguration(); f.Error() == nil {
-			for _, s := range f.Configuration().Servers {
-				if s.Suffrage == raft.Voter {
-					voters[string(s.ID)] = true
-				}
-			}
+	var voters map[peer.ID]bool
+	if r := a.raft(); r != nil {
+		voters = voterIDs(r)
+		_, leaderID := r.LeaderWithID()
+		coord, haveCoord = peer.ID(""), false
+		if id, err := peer.Decode(string(leaderID)); err == nil && leaderID != "" {
+			coord, haveCoord = id, true
 		}
-		_, leaderID := a.raft.LeaderWithID()
-		st.Quorum = leaderID != ""
-	} else {
-		st.Quorum = haveCoord
+		st.Term = raftTerm(r)
 	}
+	st.Quorum = haveCoord
 	for _, m := range a.gossip.Members() {
 		mv := api.MemberView{
 			Name: m.Meta.Name, PeerID: m.PeerID.String(), State: m.State,
 			Coordinator: haveCoord && m.PeerID == coord,
-			Voter:       m.Meta.Voter || voters[m.PeerID.String()],
+			Voter:       m.Meta.Voter || voters[m.PeerID],
 			Addrs:       nonNil(m.Meta.Addrs), Capabilities: nonNil(m.Meta.Caps), Version: m.Meta.Version,
 		}
 		if mv.Coordinator {
 			st.Coordinator = &api.NodeRef{Name: mv.Name, PeerID: mv.PeerID}
-			st.Term = m.Meta.Term
+			if st.Term == 0 {
+				st.Term = m.Meta.Term
+			}
 		}
 		st.Members = append(st.Members, mv)
 	}
 	if len(st.Members) == 0 {
 		// Gossip has not reported ourselves yet: show at least this node.
-		meta := a.currentMeta()
-		st.Members = []api.MemberView{selfView(a, meta)}
+		st.Members = []api.MemberView{selfView(a, a.currentMeta())}
+	}
+	if !st.Quorum {
+		st.Warnings = append(st.Warnings, a.noCoordinator().Error())
 	}
 	return st
 }

@@ -102,6 +102,16 @@ func NewFSM() *FSM {
 	return &FSM{st: newState(), changed: make(chan struct{})}
 }
 
+// Reset empties the state, before raft starts afresh on this node (the
+// leader then sends a snapshot or the whole log).
+func (f *FSM) Reset() {
+	f.mu.Lock()
+	f.st = newState()
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
 // Read calls f with the current state under a read lock; f must not keep
 // references into it or modify it.
 func (f *FSM) Read(fn func(*State)) {

@@ -143,9 +143,9 @@ func TestMeshFoundation(t *testing.T) {
 	tk4 := b.pair()
 	a.kill()
 	a.startOK()
-	waitFor(t, 20*time.Second, "alpha coordinator again", func() error {
-		if s := a.status(); s.Coordinator == nil || s.Coordinator.Name != "alpha" {
-			return fmt.Errorf("coordinator %+v", s.Coordinator)
+	waitFor(t, 20*time.Second, "a coordinator with quorum again", func() error {
+		if s := a.status(); s.Coordinator == nil || !s.Quorum {
+			return fmt.Errorf("coordinator %+v quorum %v", s.Coordinator, s.Quorum)
 		}
 		return nil
 	})

@@ -1,7 +1,13 @@
 package pairing
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -12,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/palyra-mesh/palyra/ca"
 	"github.com/palyra-mesh/palyra/control"
@@ -497,4 +505,181 @@ func TestServeMalformedHello(t *testing.T) {
 			t.Fatalf("Serve: %v, want a too-large refusal", err)
 		}
 	})
+}
+
+// scriptedJoin runs a joiner that knows pin but sends the confirm body
+// built by confirm (from the session's key and transcript). It returns the
+// result the coordinator answered, if any, and Serve's error.
+func scriptedJoin(t testing.TB, srv *Server, pin string, connected peer.ID, confirm func(isk, sid, ya, yb []byte) []byte) (Result, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	jc, sc := net.Pipe()
+	served := make(chan error, 1)
+	go func() {
+		defer sc.Close()
+		served <- srv.Serve(ctx, sc, connected, "")
+	}()
+	finished := false
+	defer func() {
+		if !finished { // a Fatal below: hang up so Serve returns
+			jc.Close()
+			<-served
+		}
+	}()
+	_ = jc.SetDeadline(time.Now().Add(30 * time.Second))
+	sid := bytes.Repeat([]byte{1}, 16)
+	ini, ya, err := ca.NewInitiator([]byte(pin), cpaceCI, sid, nil)
+	if err != nil {
+		t.Fatalf("new initiator: %v", err)
+	}
+	if err := mesh.WriteMsg(jc, Hello{V: Version, Slot: pin[:1], SID: sid, Share: ya}); err != nil {
+		t.Fatalf("write hello: %v", err)
+	}
+	var ch Challenge
+	if err := mesh.ReadMsg(jc, maxMsg, &ch); err != nil || ch.Error != nil {
+		t.Fatalf("read challenge: %v %v", err, ch.Error)
+	}
+	isk, err := ini.Finish(ch.Share)
+	if err != nil {
+		t.Fatalf("finish: %v", err)
+	}
+	var res Result
+	_ = writeFrame(jc, confirm(isk, sid, ya, ch.Share))
+	_ = mesh.ReadMsg(jc, maxMsg, &res)
+	jc.Close()
+	finished = true
+	return res, <-served
+}
+
+func TestServeBadConfirm(t *testing.T) {
+	j := newJoiner(t)
+	goodCSR, err := ca.NewCSR(j.key, "joiner-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecCSR, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "joiner-1"}}, ecKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	badNameCSR, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "-joiner 1"}}, j.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	intruder := newJoiner(t)
+	intruderCSR, err := ca.NewCSR(intruder.key, "joiner-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// tagged returns a confirm for csr with a right tag.
+	tagged := func(csr []byte) func(isk, sid, ya, yb []byte) []byte {
+		return func(isk, sid, ya, yb []byte) []byte {
+			return mustJSON(t, Confirm{CSR: csr, Tag: ca.Tag(isk, "palyra-pair-confirm", sid, ya, yb, csr)})
+		}
+	}
+	tests := []struct {
+		name     string
+		confirm  func(isk, sid, ya, yb []byte) []byte
+		code     string // "" when Serve ends with a read error, not a refusal
+		failures int
+	}{
+		{name: "garbage CSR", confirm: tagged([]byte("csr")), code: CodeBadRequest},
+		{name: "no CSR", confirm: tagged(nil), code: CodeBadRequest},
+		{name: "ECDSA CSR", confirm: tagged(ecCSR), code: CodeBadRequest},
+		{name: "invalid name", confirm: tagged(badNameCSR), code: CodeBadRequest},
+		{
+			// A relay that swaps in its own CSR breaks the tag: it counts
+			// as a wrong PIN and gets no certificate.
+			name: "CSR swapped in transit",
+			confirm: func(isk, sid, ya, yb []byte) []byte {
+				return mustJSON(t, Confirm{CSR: intruderCSR, Tag: ca.Tag(isk, "palyra-pair-confirm", sid, ya, yb, goodCSR)})
+			},
+			code: CodeWrongPIN, failures: 1,
+		},
+		{
+			name: "tag under the bundle label",
+			confirm: func(isk, sid, ya, yb []byte) []byte {
+				return mustJSON(t, Confirm{CSR: goodCSR, Tag: ca.Tag(isk, "palyra-pair-bundle", sid, ya, yb, goodCSR)})
+			},
+			code: CodeWrongPIN, failures: 1,
+		},
+		{name: "not JSON", confirm: func(_, _, _, _ []byte) []byte { return []byte("confirm") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCoordinator(t)
+			id := c.auth.addTicket(t, "271828", nil)
+			res, err := scriptedJoin(t, c.srv, "271828", j.id, tt.confirm)
+			if len(res.Bundle) != 0 || len(res.Tag) != 0 {
+				t.Fatal("the coordinator sent a bundle")
+			}
+			if tt.code == "" {
+				var pe *Error
+				if err == nil || errors.As(err, &pe) {
+					t.Fatalf("Serve: %v, want a read error", err)
+				}
+			} else {
+				wantCode(t, err, tt.code)
+				if res.Error == nil || res.Error.Code != tt.code {
+					t.Fatalf("result %+v, want refusal %s", res, tt.code)
+				}
+			}
+			st := c.auth.state()
+			if tk := st.Tickets[id]; tk.State != ca.TicketActive || tk.Failures != tt.failures || len(st.Failures) != tt.failures {
+				t.Fatalf("ticket %s with %d failures, window %d; want active with %d", tk.State, tk.Failures, len(st.Failures), tt.failures)
+			}
+			if len(st.Nodes) != 0 {
+				t.Fatal("a node was registered")
+			}
+		})
+	}
+}
+
+// racingAuthority changes the ticket between the coordinator's read of it
+// and the replicated write, as a concurrent exchange or operator would.
+type racingAuthority struct {
+	*fakeAuthority
+	race func()
+}
+
+func (r *racingAuthority) NameTaken(name, peerID string) bool {
+	r.race()
+	return r.fakeAuthority.NameTaken(name, peerID)
+}
+
+func TestPairTicketChangesMidExchange(t *testing.T) {
+	tests := []struct {
+		name     string
+		approval bool
+		change   func(*ca.Ticket)
+		code     string
+	}{
+		{"burned by concurrent wrong PINs", false, func(tk *ca.Ticket) { tk.State, tk.Failures = ca.TicketBurned, ca.MaxPINFailures }, CodeBurned},
+		{"used by a concurrent join", false, func(tk *ca.Ticket) { tk.State, tk.UsedBy = ca.TicketUsed, "other" }, CodeUsed},
+		{"rejected by an operator", false, func(tk *ca.Ticket) { tk.State = ca.TicketRejected }, CodeRejected},
+		{"burned before parking", true, func(tk *ca.Ticket) { tk.State, tk.Failures = ca.TicketBurned, ca.MaxPINFailures }, CodeBurned},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCoordinator(t)
+			id := c.auth.addTicket(t, "161803", func(tk *ca.Ticket) { tk.RequireApproval = tt.approval })
+			c.srv.Authority = &racingAuthority{fakeAuthority: c.auth, race: func() {
+				c.auth.mu.Lock()
+				defer c.auth.mu.Unlock()
+				tt.change(c.auth.tickets[id])
+			}}
+			j := newJoiner(t)
+			cfg := j.config("joiner-1", "161803")
+			cfg.OnPending = func() { t.Error("the join was parked on a dead ticket") }
+			o := pair(t, c.srv, cfg, j.id, "")
+			wantRefused(t, o, tt.code)
+			if st := c.auth.state(); len(st.Nodes) != 0 || len(st.Pending) != 0 {
+				t.Fatalf("nodes %v, pending %v after a refused join", st.Nodes, st.Pending)
+			}
+		})
+	}
 }
