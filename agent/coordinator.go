@@ -115,6 +115,11 @@ func (au *authority) Decision(ctx context.Context, name string) (bool, error) {
 	}
 }
 
+func (au *authority) Abandon(ctx context.Context, name string) error {
+	_, err := au.a.apply(ctx, control.OpPairAbandon, control.PairAbandon{Name: name})
+	return err
+}
+
 func (au *authority) Complete(ctx context.Context, ticketID string, n control.Node) error {
 	_, err := au.a.apply(ctx, control.OpPairComplete, control.PairComplete{Ticket: ticketID, Node: n})
 	return err

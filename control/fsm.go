@@ -23,6 +23,7 @@ const (
 	OpPairFail     Op = "pair.fail"
 	OpPairPending  Op = "pair.pending"
 	OpPairDecide   Op = "pair.decide"
+	OpPairAbandon  Op = "pair.abandon"
 	OpPairComplete Op = "pair.complete"
 )
 
@@ -62,6 +63,12 @@ type PairPending struct {
 type PairDecide struct {
 	Name    string `json:"name"`
 	Approve bool   `json:"approve"`
+}
+
+// PairAbandon frees a parked join whose joiner left: the pending record
+// goes and its ticket is active again (until it expires).
+type PairAbandon struct {
+	Name string `json:"name"`
 }
 
 // PairComplete registers a paired node and uses up its ticket.
@@ -234,6 +241,22 @@ func (f *FSM) apply(c Command) (any, error) {
 					return nil, err
 				}
 			}
+		}
+		return nil, nil
+
+	case OpPairAbandon:
+		v, err := decode[PairAbandon](c)
+		if err != nil {
+			return nil, err
+		}
+		p, ok := st.Pending[v.Name]
+		if !ok {
+			return nil, nil
+		}
+		delete(st.Pending, v.Name)
+		if t, ok := st.Tickets[p.Ticket]; ok && t.State == ca.TicketPending {
+			t.State = ca.TicketActive
+			t.UsedAt, t.UsedBy, t.UsedByPeer, t.RelayedBy = time.Time{}, "", "", ""
 		}
 		return nil, nil
 

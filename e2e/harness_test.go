@@ -45,6 +45,7 @@ type node struct {
 	dir    string
 	http   string
 	listen string
+	ns     string // network namespace to run in (see newNetNode); "" = this one
 	cmd    *exec.Cmd
 	log    *syncBuffer
 	exited chan struct{}
@@ -104,7 +105,7 @@ func (n *node) start(extra ...string) {
 	n.t.Helper()
 	args := append([]string{"agent", "--data-dir", n.dir, "--name", n.name, "--http", n.http,
 		"--listen", n.listen, "--no-mdns", "--log-level", "debug"}, extra...)
-	n.cmd = exec.Command(binary, args...)
+	n.cmd = n.command(context.Background(), args...)
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	n.exited = make(chan struct{})
 	if err := n.cmd.Start(); err != nil {
@@ -130,6 +131,12 @@ func (n *node) waitHealthy() {
 		case <-n.exited:
 			return fmt.Errorf("exited: %v", n.err)
 		default:
+		}
+		if n.ns != "" { // the API is on the namespace's loopback
+			if _, errOut, code := n.cli("status", "--json"); code != 0 {
+				return fmt.Errorf("status: exit %d: %s", code, lastLine(errOut))
+			}
+			return nil
 		}
 		res, err := http.Get("http://" + n.http + "/healthz")
 		if err != nil {
@@ -175,7 +182,7 @@ func (n *node) cli(args ...string) (string, string, int) {
 	args = append(args, "--data-dir", n.dir, "--http", n.http)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd := n.command(ctx, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -277,7 +284,7 @@ func runJoin(t testing.TB, n *node, pin, peer string) (string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "agent", "--data-dir", n.dir, "--name", n.name, "--http", n.http,
+	cmd := n.command(ctx, "agent", "--data-dir", n.dir, "--name", n.name, "--http", n.http,
 		"--listen", n.listen, "--no-mdns", "--pin", pin, "--peer", peer)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
@@ -291,6 +298,15 @@ func runJoin(t testing.TB, n *node, pin, peer string) (string, int) {
 	return lastLine(errb.String()), code
 }
 
+// command runs the palyra binary, inside the node's network namespace if it
+// has one (ip netns exec replaces itself with palyra: same PID and signals).
+func (n *node) command(ctx context.Context, args ...string) *exec.Cmd {
+	if n.ns != "" {
+		return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.ns, binary}, args...)...)
+	}
+	return exec.CommandContext(ctx, binary, args...)
+}
+
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
@@ -301,6 +317,13 @@ func lastLine(s string) string {
 // not answering yet gives an empty status instead of failing.
 func (n *node) quietStatus() status {
 	var s status
+	if n.ns != "" { // the API is on the namespace's loopback
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		out, _ := n.command(ctx, "status", "--json", "--data-dir", n.dir, "--http", n.http).Output()
+		_ = json.Unmarshal(out, &s)
+		return s
+	}
 	tok, err := os.ReadFile(filepath.Join(n.dir, "admin.token"))
 	if err != nil {
 		return s

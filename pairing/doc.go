@@ -23,6 +23,8 @@
 // a fake member) leaves 10^5 values and one online guess, the same odds as a
 // fake member offering one guess per open ticket. The coordinator keeps at
 // most one open ticket per first digit (so at most ten open at once).
-// A slot without a ticket still runs the exchange with a random secret, so a
-// prober cannot tell an empty slot from a wrong PIN.
+// A slot without a ticket still runs the exchange with a random secret (the
+// failure counts in the mesh-wide window). A prober can learn which first
+// digits hold open tickets ("attempts left" is only said for those), which
+// does not change its odds: each open ticket still burns after 5 misses.
 package pairing

@@ -188,6 +188,21 @@ func (f *fakeAuthority) decide(name string, approve bool) error {
 	})
 }
 
+// Abandon is control.OpPairAbandon.
+func (f *fakeAuthority) Abandon(ctx context.Context, name string) error {
+	return f.write(ctx, func(time.Time) error {
+		p, ok := f.pending[name]
+		if !ok {
+			return nil
+		}
+		delete(f.pending, name)
+		if t, ok := f.tickets[p.Ticket]; ok && t.State == ca.TicketPending {
+			t.State = ca.TicketActive
+		}
+		return nil
+	})
+}
+
 // Complete is control.OpPairComplete.
 func (f *fakeAuthority) Complete(ctx context.Context, ticketID string, n control.Node) error {
 	return f.write(ctx, func(now time.Time) error {

@@ -32,6 +32,9 @@ type Authority interface {
 	// operator decides (true = approved) or ctx ends.
 	Park(ctx context.Context, p control.Pending) error
 	Decision(ctx context.Context, name string) (bool, error)
+	// Abandon frees a parked join whose joiner left or timed out: the
+	// pending record goes and the ticket is usable again until it expires.
+	Abandon(ctx context.Context, name string) error
 	// Complete registers the node and uses up the ticket.
 	Complete(ctx context.Context, ticketID string, n control.Node) error
 	// NameTaken reports whether another peer already has this name.
@@ -55,6 +58,12 @@ type Server struct {
 // joiner connected with (the certificate is pinned to it); relayedBy names
 // the member that took the joiner's connection.
 func (s *Server) Serve(ctx context.Context, rw io.ReadWriter, joiner peer.ID, relayedBy string) error {
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
 	log := s.Logger.With("component", "pairing", "peer", joiner, "relay", relayedBy)
 	var hello Hello
 	if err := mesh.ReadMsg(rw, maxMsg, &hello); err != nil {
@@ -99,7 +108,10 @@ func (s *Server) Serve(ctx context.Context, rw io.ReadWriter, joiner peer.ID, re
 		}
 		res, err := s.Authority.Fail(ctx, id)
 		if err != nil {
-			return result(&Error{Code: CodeUnavailable, Message: "could not record the attempt: " + err.Error()})
+			// The same answer as a right PIN whose completion cannot be
+			// committed: an unrecorded guess must not learn whether it was right.
+			log.Warn("could not record a wrong PIN", "err", err)
+			return result(errNoCommit)
 		}
 		log.Info("wrong PIN", "burned", res.Burned)
 		msg := "wrong PIN"
@@ -134,10 +146,11 @@ func (s *Server) Serve(ctx context.Context, rw io.ReadWriter, joiner peer.ID, re
 			return err
 		}
 		log.Info("join waits for approval", "node", name)
-		wctx, cancel := context.WithTimeout(ctx, s.approvalTimeout())
-		ok, err := s.Authority.Decision(wctx, name)
-		cancel()
+		ok, err := s.awaitDecision(ctx, rw, name)
 		if err != nil {
+			if aerr := s.Authority.Abandon(ctx, name); aerr != nil {
+				log.Warn("abandon parked join", "node", name, "err", aerr)
+			}
 			return result(&Error{Code: CodeUnavailable, Message: "no decision on the join: " + err.Error()})
 		}
 		if !ok {
@@ -146,7 +159,8 @@ func (s *Server) Serve(ctx context.Context, rw io.ReadWriter, joiner peer.ID, re
 	}
 	cert, err := s.Authority.Issue(pub, name, t.Roles)
 	if err != nil {
-		return result(&Error{Code: CodeUnavailable, Message: "could not sign: " + err.Error()})
+		log.Warn("could not sign", "node", name, "err", err)
+		return result(errNoCommit)
 	}
 	node := control.Node{
 		Name: name, PeerID: joiner.String(), Roles: cert.Roles, CertPEM: string(cert.PEM()),
@@ -163,6 +177,19 @@ func (s *Server) Serve(ctx context.Context, rw io.ReadWriter, joiner peer.ID, re
 	tag := ca.Tag(isk, "palyra-pair-bundle", hello.SID, hello.Share, yb, b)
 	log.Info("node paired", "node", name)
 	return mesh.WriteMsg(rw, Result{Bundle: b, Tag: tag})
+}
+
+// awaitDecision waits for an operator's decision on a parked join, giving up
+// when the joiner goes away (any read on its stream ends) or on timeout.
+func (s *Server) awaitDecision(ctx context.Context, rw io.ReadWriter, name string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.approvalTimeout())
+	defer cancel()
+	go func() {
+		var b [1]byte
+		_, _ = rw.Read(b[:]) // the joiner sends nothing more: any return means it left
+		cancel()
+	}()
+	return s.Authority.Decision(ctx, name)
 }
 
 func (s *Server) approvalTimeout() time.Duration {
@@ -188,6 +215,10 @@ func ticketError(err error) *Error {
 	return &Error{Code: code, Message: err.Error()}
 }
 
+// errNoCommit is the one answer for every failure to commit or sign, so
+// that it tells a guesser nothing about the PIN.
+var errNoCommit = &Error{Code: CodeUnavailable, Message: "the mesh cannot record the pairing right now (is a coordinator with quorum reachable?); try again shortly"}
+
 // applyError maps a failed replicated write to a pairing error.
 func applyError(err error) *Error {
 	if errors.Is(err, control.ErrConflict) {
@@ -200,5 +231,5 @@ func applyError(err error) *Error {
 	if e := ticketError(err); e.Code != CodeBadRequest {
 		return e
 	}
-	return &Error{Code: CodeUnavailable, Message: err.Error()}
+	return errNoCommit
 }
