@@ -62,6 +62,9 @@ type Agent struct {
 	metaMu sync.Mutex
 	meta   mesh.Meta
 
+	revs  revocations
+	revIn chan []byte // revocation lists from gossip, for revocationLoop
+
 	// raftMu serialises starting and stopping raft; the running node is
 	// published in voter for lock-free reads (nil on non-voters).
 	raftMu sync.Mutex
@@ -85,6 +88,7 @@ func New(cfg Config) (*Agent, error) {
 		log:    cfg.Logger,
 		fsm:    control.NewFSM(),
 		found:  make(chan peer.AddrInfo, 16),
+		revIn:  make(chan []byte, 16),
 		ctx:    ctx,
 		cancel: cancel,
 		fatal:  make(chan error, 1),
@@ -101,8 +105,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		}
 	}()
 	a.gate = mesh.NewGate(mesh.GateConfig{
-		Open:   []protocol.ID{pairing.Protocol},
-		Logger: a.log,
+		Open:    []protocol.ID{pairing.Protocol},
+		Logger:  a.log,
+		Revoked: a.isRevokedPeer,
 		OnAuthenticated: func(p peer.ID) {
 			if a.dht != nil {
 				mesh.AddAuthenticated(a.dht, p)
@@ -136,6 +141,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		return ErrNoMesh
 	}
 	a.gate.SetIdentity(a.id.ca, a.id.cert)
+	a.loadRevocations()
 	if a.host == nil {
 		if err := a.startHost(a.id.key); err != nil {
 			return err
@@ -173,6 +179,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	}
 	a.goTracked(a.joinLoop)
 	a.goTracked(a.raftLoop)
+	a.goTracked(a.revocationLoop)
 	a.log.Info("agent started", "node", a.id.mesh.Name, "peer", a.host.ID(), "mesh", a.id.mesh.MeshID,
 		"http", a.httpLn.Addr().String(), "addrs", a.host.Addrs())
 	return nil
@@ -306,10 +313,13 @@ func (a *Agent) startGossip() error {
 	}
 	a.transport = tr
 	gc := mesh.GossipConfig{
-		Transport: tr,
-		Meta:      a.currentMeta,
-		OnChange:  a.membershipChanged,
-		Logger:    a.log,
+		Transport:  tr,
+		Meta:       a.currentMeta,
+		OnChange:   a.membershipChanged,
+		OnMessage:  a.gossipMessage,
+		LocalState: a.gossipRevocations,
+		MergeState: a.gossipMessage,
+		Logger:     a.log,
 	}
 	gc.LANGossipTimings()
 	g, err := mesh.StartGossip(gc)

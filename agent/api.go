@@ -78,6 +78,7 @@ func (a *Agent) routes() http.Handler {
 	api("GET /api/v1/nodes/{name}", permNodesRead, a.coordinatorHandler(opNodesShow))
 	api("POST /api/v1/nodes/{name}/approve", permNodesManage, a.coordinatorHandler(opNodesApprove))
 	api("POST /api/v1/nodes/{name}/reject", permNodesManage, a.coordinatorHandler(opNodesReject))
+	api("POST /api/v1/nodes/{name}/revoke", permNodesManage, a.coordinatorHandler(opNodesRevoke))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errf(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -134,6 +135,7 @@ const (
 	opNodesShow    = "nodes.show"
 	opNodesApprove = "nodes.approve"
 	opNodesReject  = "nodes.reject"
+	opNodesRevoke  = "nodes.revoke"
 )
 
 func (a *Agent) handleCreateTicket(w http.ResponseWriter, r *http.Request) {
@@ -178,6 +180,15 @@ func (a *Agent) execute(ctx context.Context, p principal, req controlRequest) (a
 			return nil, errf(http.StatusNotFound, "not_found", "no node named %q", req.Name)
 		}
 		return n, nil
+	case opNodesRevoke:
+		if req.Name == a.id.mesh.Name {
+			return nil, errf(http.StatusConflict, "conflict", "%s is the coordinator: it cannot revoke itself (stop it, let another member take over, then revoke it there)", req.Name)
+		}
+		if _, err := a.apply(ctx, control.OpNodeRevoke, control.NodeRevoke{Name: req.Name}); err != nil {
+			return nil, err
+		}
+		a.log.Info("node revoked", "node", req.Name, "by", p.Name)
+		return api.Decision{Name: req.Name, Decision: "revoked"}, nil
 	case opNodesApprove, opNodesReject:
 		_, err := a.apply(ctx, control.OpPairDecide, control.PairDecide{Name: req.Name, Approve: req.Op == opNodesApprove})
 		if err != nil {
@@ -200,6 +211,7 @@ var requiredPerm = map[string]string{
 	opNodesShow:    permNodesRead,
 	opNodesApprove: permNodesManage,
 	opNodesReject:  permNodesManage,
+	opNodesRevoke:  permNodesManage,
 }
 
 func (a *Agent) createTicket(ctx context.Context, p principal, req controlRequest) (any, error) {

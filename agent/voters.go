@@ -240,7 +240,7 @@ func (a *Agent) reconcileVoters(r *raftNode) {
 	}
 	for id := range voters {
 		m, ok := members[id]
-		gone := !ok || ((m.State == "dead" || m.State == "left") && now.Sub(m.Since) >= deadFor)
+		gone := !ok || a.isRevokedPeer(id) || ((m.State == "dead" || m.State == "left") && now.Sub(m.Since) >= deadFor)
 		if id == a.host.ID() || !gone {
 			continue
 		}
@@ -305,9 +305,6 @@ func (a *Agent) prepareRaft(from peer.ID) error {
 	}
 	return a.startRaft()
 }
-
-// isRevokedPeer is a hook for revocation (no revocations yet).
-func (a *Agent) isRevokedPeer(peer.ID) bool { return false }
 
 // noCoordinator explains why no coordinator can take a write: on a minority
 // side it says how many voters are reachable.

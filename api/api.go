@@ -32,6 +32,8 @@ type MemberView struct {
 	Addrs        []string `json:"addrs"`
 	Capabilities []string `json:"capabilities"`
 	Version      string   `json:"version"`
+	// Revoked: this member's identity is revoked; it is cut off.
+	Revoked bool `json:"revoked"`
 }
 
 // Node is one node of the registry (GET /api/v1/nodes[/NAME]).

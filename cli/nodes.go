@@ -85,6 +85,7 @@ func nodesCommand() *ucli.Command {
 			},
 			decideCommand("approve", true),
 			decideCommand("reject", false),
+			revokeCommand(),
 		},
 	}
 }
@@ -124,4 +125,34 @@ func oneArg(c *ucli.Context) (string, error) {
 		return "", usagef("%s needs exactly one NAME", c.Command.FullName())
 	}
 	return c.Args().First(), nil
+}
+
+func revokeCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "revoke",
+		Usage:     "revoke a node: every member refuses it from now on, for good",
+		ArgsUsage: "NAME",
+		Flags:     clientFlags(),
+		Action: func(c *ucli.Context) error {
+			node, err := oneArg(c)
+			if err != nil {
+				return err
+			}
+			cl, err := newClient(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(c)
+			defer cancel()
+			d, err := cl.Revoke(ctx, node)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(c, d)
+			}
+			fmt.Fprintf(c.App.Writer, "%s: %s\n", d.Name, d.Decision)
+			return nil
+		},
+	}
 }

@@ -54,7 +54,11 @@ func statusCommand() *ucli.Command {
 				if len(m.Addrs) > 0 {
 					addr = m.Addrs[0]
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.State, role, m.Version, addr, m.PeerID)
+				state := m.State
+				if m.Revoked {
+					state += ",revoked"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, state, role, m.Version, addr, m.PeerID)
 			}
 			return tw.Flush()
 		},

@@ -125,3 +125,9 @@ func (c *Client) Tickets(ctx context.Context) ([]api.TicketRecord, error) {
 	var l api.TicketList
 	return l.Tickets, c.do(ctx, http.MethodGet, "/api/v1/pairing/tickets", nil, &l)
 }
+
+// Revoke revokes a node's identity for good.
+func (c *Client) Revoke(ctx context.Context, name string) (*api.Decision, error) {
+	var d api.Decision
+	return &d, c.do(ctx, http.MethodPost, "/api/v1/nodes/"+url.PathEscape(name)+"/revoke", nil, &d)
+}

@@ -24,6 +24,7 @@ const (
 	OpPairPending  Op = "pair.pending"
 	OpPairDecide   Op = "pair.decide"
 	OpPairAbandon  Op = "pair.abandon"
+	OpNodeRevoke   Op = "node.revoke"
 	OpPairComplete Op = "pair.complete"
 )
 
@@ -68,6 +69,11 @@ type PairDecide struct {
 // PairAbandon frees a parked join whose joiner left: the pending record
 // goes and its ticket is active again (until it expires).
 type PairAbandon struct {
+	Name string `json:"name"`
+}
+
+// NodeRevoke revokes a node's identity (its peer ID) for good.
+type NodeRevoke struct {
 	Name string `json:"name"`
 }
 
@@ -260,6 +266,30 @@ func (f *FSM) apply(c Command) (any, error) {
 		}
 		return nil, nil
 
+	case OpNodeRevoke:
+		v, err := decode[NodeRevoke](c)
+		if err != nil {
+			return nil, err
+		}
+		n, ok := st.Nodes[v.Name]
+		if !ok {
+			return nil, fmt.Errorf("%w: no node named %q", ErrNotFound, v.Name)
+		}
+		if n.Revoked {
+			return nil, nil
+		}
+		authority, err := ca.Load([]byte(st.CACertPEM), []byte(st.CAKeyPEM))
+		if err != nil {
+			return nil, fmt.Errorf("revoke %q: %w", v.Name, err)
+		}
+		l, err := authority.Revoke(st.Revocations, n.PeerID)
+		if err != nil {
+			return nil, fmt.Errorf("revoke %q: %w", v.Name, err)
+		}
+		st.Revocations = l
+		n.Revoked = true
+		return nil, nil
+
 	case OpPairComplete:
 		v, err := decode[PairComplete](c)
 		if err != nil {
@@ -271,6 +301,9 @@ func (f *FSM) apply(c Command) (any, error) {
 		}
 		if old, taken := st.Nodes[v.Node.Name]; taken && old.PeerID != v.Node.PeerID {
 			return nil, fmt.Errorf("%w: node name %q is taken", ErrConflict, v.Node.Name)
+		}
+		if st.Revocations.Revoked(v.Node.PeerID) {
+			return nil, fmt.Errorf("%w: peer %s is revoked", ErrConflict, v.Node.PeerID)
 		}
 		if p, ok := st.Pending[v.Node.Name]; ok && p.Ticket == t.ID {
 			if p.Decision != "approved" {

@@ -45,6 +45,10 @@ type State struct {
 	Tickets      map[string]*ca.Ticket `json:"tickets"`
 	Pending      map[string]*Pending   `json:"pending"`
 	PairFailures ca.FailureWindow      `json:"pair_failures"`
+	// Revocations is the signed list of revoked peer IDs, re-signed by
+	// every voter identically (Ed25519 is deterministic) as it applies a
+	// revocation.
+	Revocations ca.RevocationList `json:"revocations"`
 }
 
 func newState() *State {

@@ -13,8 +13,8 @@ import (
 
 // probeEnv, when set, turns the test binary into a TCP probe run inside a
 // lab namespace (no ping or nc needed): "listen:ADDR" accepts connections
-// until its stdin closes; "dial:ADDR" exits 0 if it connects within a
-// second. init runs before TestMain, so a probe never builds palyra.
+// until its stdin closes; "dial:ADDR" exits 0 if it connects within
+// half a second. init runs before TestMain, so a probe never builds palyra.
 const probeEnv = "PALYRA_NETLAB_PROBE"
 
 const probePort = "9999"
@@ -44,7 +44,7 @@ func init() {
 		_, _ = io.Copy(io.Discard, os.Stdin) // the test closes stdin, or dies
 		os.Exit(0)
 	case "dial":
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -56,6 +56,13 @@ func init() {
 	os.Exit(2)
 }
 
+// probeEnviron is the environment of a probe process. Under -race a binary
+// sleeps a second at exit unless told otherwise.
+func probeEnviron(mode string) []string {
+	return append(os.Environ(), probeEnv+"="+mode,
+		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+}
+
 // startProbe runs a probe listener on host i's lab address until the test
 // ends.
 func startProbe(t *testing.T, lab *netLab, i int) {
@@ -65,7 +72,7 @@ func startProbe(t *testing.T, lab *netLab, i int) {
 		t.Fatal(err)
 	}
 	cmd := lab.Command(i, self)
-	cmd.Env = append(os.Environ(), probeEnv+"=listen:"+net.JoinHostPort(lab.IP(i), probePort))
+	cmd.Env = probeEnviron("listen:" + net.JoinHostPort(lab.IP(i), probePort))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +104,7 @@ func dialProbe(lab *netLab, from, to int, port string) error {
 		return err
 	}
 	cmd := lab.Command(from, self)
-	cmd.Env = append(os.Environ(), probeEnv+"=dial:"+net.JoinHostPort(lab.IP(to), port))
+	cmd.Env = probeEnviron("dial:" + net.JoinHostPort(lab.IP(to), port))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("h%d → h%d:%s: %w: %s", from, to, port, err, strings.TrimSpace(string(out)))
 	}
@@ -142,8 +149,9 @@ func TestNetLab(t *testing.T) {
 	reach(0, 3)
 	reach(3, 4)
 
-	// A real agent in h0: its API answers through the CLI run in h0, and
-	// its libp2p port is reachable from h1 over the lab network.
+	// Real agents: alpha in h0 answers the CLI run in h0 and listens on the
+	// lab address; bravo in h1 joins it over the lab network; a join from
+	// h2 with a wrong PIN fails as on loopback.
 	a := newNetNode(t, lab, 0, "alpha")
 	a.startOK("--init")
 	if s := a.status(); s.Self.Name != "alpha" {
@@ -152,7 +160,25 @@ func TestNetLab(t *testing.T) {
 	if addr := a.addr(); !strings.HasPrefix(addr, "/ip4/"+lab.IP(0)+"/tcp/7420/p2p/") {
 		t.Fatalf("addr %s", addr)
 	}
-	waitFor(t, 10*time.Second, "h1 reaches alpha's libp2p port", func() error {
-		return dialProbe(lab, 1, 0, "7420")
+	waitFor(t, 20*time.Second, "alpha coordinator", func() error {
+		if s := a.status(); s.Coordinator == nil {
+			return fmt.Errorf("no coordinator")
+		}
+		return nil
 	})
+	b := newNetNode(t, lab, 1, "bravo")
+	b.startOK("--pin", a.pair().PIN, "--peer", a.addr())
+	waitFor(t, 20*time.Second, "alpha and bravo alive on bravo", func() error {
+		s := b.status()
+		for _, name := range []string{"alpha", "bravo"} {
+			if st := memberState(s, name); st != "alive" {
+				return fmt.Errorf("%s is %s", name, st)
+			}
+		}
+		return nil
+	})
+	c := newNetNode(t, lab, 2, "charlie")
+	if msg, code := runJoin(t, c, "000000", a.addr()); code == 0 {
+		t.Fatalf("join with a wrong PIN succeeded: %s", msg)
+	}
 }

@@ -9,11 +9,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/multiformats/go-multiaddr"
 
 	"github.com/palyra-mesh/palyra/ca"
 )
@@ -39,8 +42,10 @@ type GateConfig struct {
 	Cert *ca.Certificate
 	// Open lists protocols any peer may open before authenticating (pairing).
 	Open []protocol.ID
-	// Revoked reports whether a certificate serial is revoked. Nil: none is.
-	Revoked func(serial string) bool
+	// Revoked reports whether a peer's identity is revoked. Nil: none is.
+	// It must be fast and safe for concurrent use (it runs on every
+	// connection and handshake).
+	Revoked func(peer.ID) bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives handshake failures at debug level.
@@ -183,8 +188,10 @@ func (g *Gate) check(c *ca.Certificate, remote ed25519.PublicKey) error {
 	if err := authority.Verify(g.cfg.Now(), c, remote); err != nil {
 		return err
 	}
-	if g.cfg.Revoked != nil && g.cfg.Revoked(c.Serial) {
-		return fmt.Errorf("certificate %s of %q is revoked", c.Serial, c.Name)
+	if g.cfg.Revoked != nil {
+		if p, err := PeerIDFromKey(c.PublicKey); err == nil && g.cfg.Revoked(p) {
+			return fmt.Errorf("node %q (%s) is revoked", c.Name, p)
+		}
 	}
 	return nil
 }
@@ -356,6 +363,42 @@ func (s *gatedStream) SetProtocol(proto protocol.ID) error {
 	}
 	return s.StreamManagementScope.SetProtocol(proto)
 }
+
+// Disconnect forgets peers (e.g. just revoked) and closes every connection
+// to them; the connection gater then refuses them for good.
+func (g *Gate) Disconnect(peers ...peer.ID) {
+	for _, p := range peers {
+		g.forget(p)
+		if g.host != nil {
+			_ = g.host.Network().ClosePeer(p)
+		}
+	}
+}
+
+func (g *Gate) revoked(p peer.ID) bool {
+	return g.cfg.Revoked != nil && g.cfg.Revoked(p)
+}
+
+// The gate is also the host's connection gater: a revoked peer cannot even
+// finish a connection, whatever protocol it wants.
+var _ connmgr.ConnectionGater = (*Gate)(nil)
+
+// InterceptPeerDial refuses to dial revoked peers.
+func (g *Gate) InterceptPeerDial(p peer.ID) bool { return !g.revoked(p) }
+
+// InterceptAddrDial allows every address.
+func (g *Gate) InterceptAddrDial(peer.ID, multiaddr.Multiaddr) bool { return true }
+
+// InterceptAccept allows every inbound connection until its peer is known.
+func (g *Gate) InterceptAccept(network.ConnMultiaddrs) bool { return true }
+
+// InterceptSecured refuses revoked peers once their identity is known.
+func (g *Gate) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return !g.revoked(p)
+}
+
+// InterceptUpgraded allows every upgraded connection.
+func (g *Gate) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
 
 // Host returns the libp2p host the gate guards.
 func (g *Gate) Host() host.Host { return g.host }

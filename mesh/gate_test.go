@@ -292,7 +292,7 @@ func TestGateRefusesBadCertificates(t *testing.T) {
 		// cert returns the bad peer's certificate for its key pub.
 		cert func(t *testing.T, pub ed25519.PublicKey) *ca.Certificate
 		// verifier adjusts the verifying gate.
-		verifier func(cfg *mesh.GateConfig, peerCert *ca.Certificate)
+		verifier func(cfg *mesh.GateConfig)
 		sentinel error  // the ca error the verifier's Await wraps; nil: none
 		reason   string // what its message says
 	}{
@@ -315,7 +315,7 @@ func TestGateRefusesBadCertificates(t *testing.T) {
 			cert: func(t *testing.T, pub ed25519.PublicKey) *ca.Certificate {
 				return issue(t, home, pub, "intruder", now, time.Hour)
 			},
-			verifier: func(cfg *mesh.GateConfig, _ *ca.Certificate) {
+			verifier: func(cfg *mesh.GateConfig) {
 				cfg.Now = func() time.Time { return now.Add(2 * time.Hour) }
 			},
 			sentinel: ca.ErrExpired, reason: "expired",
@@ -348,16 +348,6 @@ func TestGateRefusesBadCertificates(t *testing.T) {
 			},
 			sentinel: ca.ErrBadSignature, reason: "signature does not verify",
 		},
-		{
-			name: "revoked",
-			cert: func(t *testing.T, pub ed25519.PublicKey) *ca.Certificate {
-				return issue(t, home, pub, "intruder", now, time.Hour)
-			},
-			verifier: func(cfg *mesh.GateConfig, peerCert *ca.Certificate) {
-				cfg.Revoked = func(serial string) bool { return serial == peerCert.Serial }
-			},
-			reason: "revoked",
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -369,7 +359,7 @@ func TestGateRefusesBadCertificates(t *testing.T) {
 			vkey, vpub := newKey(t)
 			cfg := mesh.GateConfig{CA: home, Cert: issue(t, home, vpub, "verifier", now, 24*time.Hour)}
 			if tt.verifier != nil {
-				tt.verifier(&cfg, badCert)
+				tt.verifier(&cfg)
 			}
 			verifier := startGateNode(t, vkey, cfg)
 			connect(t, bad, verifier)
@@ -506,7 +496,7 @@ func TestGateRechecksAuthenticatedPeers(t *testing.T) {
 			verifier := startGateNode(t, vkey, mesh.GateConfig{
 				CA:      authority,
 				Cert:    issue(t, authority, vpub, "verifier", start, 24*time.Hour),
-				Revoked: func(string) bool { return revoked.Load() },
+				Revoked: func(peer.ID) bool { return revoked.Load() },
 				Now:     func() time.Time { return time.Now().Add(time.Duration(clock.Load())) },
 			})
 			key, pub := newKey(t)
@@ -535,6 +525,71 @@ func TestGateRechecksAuthenticatedPeers(t *testing.T) {
 			}
 			if n := verifier.handled.Load(); n != 1 {
 				t.Errorf("handler ran %d times, want once (before the change)", n)
+			}
+		})
+	}
+}
+
+// TestGateRefusesRevokedPeer: a revoked peer holds a valid certificate of
+// the mesh, yet gets no connection, no handshake and no gated stream.
+func TestGateRefusesRevokedPeer(t *testing.T) {
+	tests := []struct {
+		name string
+		// revoke revokes bad on verifier's gate, given a connected and
+		// authenticated pair, or before they ever met (connected false).
+		connected bool
+		revoke    func(verifier, bad *gateNode, revoked *atomic.Bool)
+	}{
+		{"before connecting", false, func(_, _ *gateNode, revoked *atomic.Bool) { revoked.Store(true) }},
+		{"then disconnected", true, func(verifier, bad *gateNode, revoked *atomic.Bool) {
+			revoked.Store(true)
+			verifier.gate.Disconnect(bad.id)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkGateLeaks(t)
+			authority := newCA(t, "home")
+			bad := member(t, authority, "revoked")
+			var revoked atomic.Bool
+			vkey, vpub := newKey(t)
+			verifier := startGateNode(t, vkey, mesh.GateConfig{
+				CA:      authority,
+				Cert:    issue(t, authority, vpub, "verifier", time.Now(), time.Hour),
+				Revoked: func(p peer.ID) bool { return revoked.Load() && p == bad.id },
+			})
+			if tt.connected {
+				connect(t, bad, verifier)
+				if err := await(t, verifier, bad); err != nil {
+					t.Fatalf("Await before revocation: %v", err)
+				}
+			}
+			tt.revoke(verifier, bad, &revoked)
+
+			ctx, cancel := context.WithTimeout(context.Background(), gateWait)
+			defer cancel()
+			err := bad.host.Connect(ctx, peer.AddrInfo{ID: verifier.id, Addrs: verifier.host.Addrs()})
+			t.Logf("revoked peer dials: %v", err)
+			waitFor(t, "verifier holds no connection to the revoked peer", func() error {
+				if c := verifier.host.Network().Connectedness(bad.id); c == network.Connected {
+					return fmt.Errorf("connectedness %v", c)
+				}
+				return nil
+			})
+			if _, ok := verifier.gate.Peer(bad.id); ok {
+				t.Error("verifier records the revoked peer")
+			}
+			verifier.host.Peerstore().AddAddrs(bad.id, bad.host.Addrs(), time.Hour)
+			err = await(t, verifier, bad)
+			t.Logf("verifier awaits the revoked peer: %v", err)
+			if err == nil {
+				t.Fatal("verifier authenticated a revoked peer")
+			}
+			if err := echo(bad, verifier, echoProto); err == nil {
+				t.Error("revoked peer opened a gated protocol")
+			}
+			if want := int32(0); verifier.handled.Load() != want {
+				t.Errorf("verifier's handler ran %d times for the revoked peer", verifier.handled.Load())
 			}
 		})
 	}

@@ -70,7 +70,14 @@ type GossipConfig struct {
 	// OnChange is called (from a goroutine of Gossip's own, never under a
 	// memberlist lock) after membership changed.
 	OnChange func()
-	Logger   *slog.Logger
+	// OnMessage receives what other members Broadcast; LocalState is this
+	// node's shared state for push/pull and MergeState receives a peer's.
+	// All three run on memberlist's goroutines: they must not block and
+	// must not call into Gossip. Any may be nil.
+	OnMessage  func([]byte)
+	LocalState func() []byte
+	MergeState func([]byte)
+	Logger     *slog.Logger
 }
 
 // LANGossipTimings detects a dead member in about 2–3 s with no false
@@ -92,6 +99,8 @@ type Gossip struct {
 	mu      sync.Mutex
 	members map[peer.ID]*Member
 	leaving bool
+
+	broadcasts *memberlist.TransmitLimitedQueue
 
 	notify chan struct{}
 	done   chan struct{}
@@ -129,6 +138,7 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 		return nil, fmt.Errorf("memberlist: %w", err)
 	}
 	g.ml = ml
+	g.broadcasts = &memberlist.TransmitLimitedQueue{NumNodes: ml.NumMembers, RetransmitMult: 3}
 	g.wg.Add(1)
 	go g.notifier()
 	return g, nil
@@ -177,6 +187,24 @@ func (g *Gossip) Member(p peer.ID) (Member, bool) {
 	}
 	return *m, true
 }
+
+// Broadcast spreads msg to every member by gossip. A later broadcast with
+// the same key replaces one not yet fully sent.
+func (g *Gossip) Broadcast(key string, msg []byte) {
+	g.broadcasts.QueueBroadcast(&broadcast{key: key, msg: append([]byte(nil), msg...)})
+}
+
+type broadcast struct {
+	key string
+	msg []byte
+}
+
+func (b *broadcast) Invalidates(other memberlist.Broadcast) bool {
+	o, ok := other.(*broadcast)
+	return ok && o.key == b.key
+}
+func (b *broadcast) Message() []byte { return b.msg }
+func (b *broadcast) Finished()       {}
 
 // UpdateMeta re-broadcasts this node's metadata.
 func (g *Gossip) UpdateMeta(timeout time.Duration) error {
@@ -306,11 +334,29 @@ func stateName(s memberlist.NodeStateType) string {
 
 type gossipDelegate struct{ g *Gossip }
 
-func (d *gossipDelegate) NodeMeta(limit int) []byte       { return d.g.meta(limit) }
-func (d *gossipDelegate) NotifyMsg([]byte)                {}
-func (d *gossipDelegate) GetBroadcasts(int, int) [][]byte { return nil }
-func (d *gossipDelegate) LocalState(bool) []byte          { return nil }
-func (d *gossipDelegate) MergeRemoteState([]byte, bool)   {}
+func (d *gossipDelegate) NodeMeta(limit int) []byte { return d.g.meta(limit) }
+func (d *gossipDelegate) NotifyMsg(b []byte) {
+	if d.g.cfg.OnMessage != nil && len(b) > 0 {
+		d.g.cfg.OnMessage(append([]byte(nil), b...))
+	}
+}
+
+func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.g.broadcasts.GetBroadcasts(overhead, limit)
+}
+
+func (d *gossipDelegate) LocalState(bool) []byte {
+	if d.g.cfg.LocalState == nil {
+		return nil
+	}
+	return d.g.cfg.LocalState()
+}
+
+func (d *gossipDelegate) MergeRemoteState(b []byte, _ bool) {
+	if d.g.cfg.MergeState != nil && len(b) > 0 {
+		d.g.cfg.MergeState(append([]byte(nil), b...))
+	}
+}
 
 // memberlistLog turns memberlist's "[LEVEL] memberlist: ..." lines into slog
 // records, dropping DEBUG.

@@ -41,6 +41,7 @@ func NewHost(key crypto.PrivKey, listen []string, gate *Gate) (host.Host, error)
 		libp2p.ForceReachabilityPrivate(),
 		libp2p.DisableMetrics(),
 		libp2p.ResourceManager(gate.resourceManager(base)),
+		libp2p.ConnectionGater(gate),
 	)
 	if err != nil {
 		base.Close()
