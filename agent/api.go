@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"slices"
 	"sort"
@@ -238,25 +239,19 @@ func (a *Agent) createTicket(ctx context.Context, p principal, req controlReques
 		}
 	}
 	now := time.Now().UTC()
-	var taken map[byte]bool
-	a.fsm.Read(func(s *control.State) { taken = s.OpenSlots(now) })
-	if len(taken) >= 10 {
+	var slot byte
+	var ok bool
+	a.fsm.Read(func(s *control.State) { slot, ok = s.PickSlot(now, mrand.IntN) }) // the slot is not secret
+	if !ok {
 		return nil, fmt.Errorf("%w: 10 are open; wait for one to be used or to expire", control.ErrNoTickets)
 	}
-	var t *ca.Ticket
-	for range 1000 {
-		c, err := ca.NewTicket(now, ttl, tr.Roles, tr.RequireApproval, req.Principal, req.Via, nil)
-		if err != nil {
-			return nil, err
-		}
-		if !taken[c.PIN[0]] {
-			t = c
-			break
-		}
+	t, err := ca.NewTicket(now, ttl, tr.Roles, tr.RequireApproval, req.Principal, req.Via, nil)
+	if err != nil {
+		return nil, err
 	}
-	if t == nil {
-		return nil, fmt.Errorf("%w: no free PIN slot", control.ErrNoTickets)
-	}
+	// The other five digits stay uniformly random; the first one only
+	// selects the ticket (see pairing's package doc).
+	t.PIN = string(slot) + t.PIN[1:]
 	if _, err := a.apply(ctx, control.OpTicketCreate, t); err != nil {
 		return nil, err
 	}

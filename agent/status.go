@@ -31,7 +31,7 @@ func (a *Agent) status() api.Status {
 			Coordinator: haveCoord && m.PeerID == coord,
 			Voter:       m.Meta.Voter || voters[m.PeerID],
 			Addrs:       nonNil(m.Meta.Addrs), Capabilities: nonNil(m.Meta.Caps), Version: m.Meta.Version,
-			Revoked:     a.isRevokedPeer(m.PeerID),
+			Revoked: a.isRevokedPeer(m.PeerID),
 		}
 		if mv.Coordinator {
 			st.Coordinator = &api.NodeRef{Name: mv.Name, PeerID: mv.PeerID}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sync"
 	"time"
 
@@ -221,6 +222,9 @@ func (f *FSM) apply(c Command) (any, error) {
 		if _, taken := st.Nodes[v.Pending.Name]; taken {
 			return nil, fmt.Errorf("%w: node name %q is taken", ErrConflict, v.Pending.Name)
 		}
+		if !t.RequireApproval {
+			return nil, fmt.Errorf("%w: ticket %s does not need approval", ErrConflict, t.ID)
+		}
 		if err := t.Redeem(c.At, v.Pending.Name, v.Pending.PeerID, v.Pending.RelayedBy); err != nil {
 			return nil, err
 		}
@@ -360,6 +364,11 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := json.NewDecoder(rc).Decode(st); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
+	// A snapshot is trusted input, but a null entry would crash a later
+	// Apply: drop them.
+	maps.DeleteFunc(st.Nodes, func(_ string, n *Node) bool { return n == nil })
+	maps.DeleteFunc(st.Tickets, func(_ string, t *ca.Ticket) bool { return t == nil })
+	maps.DeleteFunc(st.Pending, func(_ string, p *Pending) bool { return p == nil })
 	if st.Nodes == nil {
 		st.Nodes = make(map[string]*Node)
 	}

@@ -92,3 +92,34 @@ func (s *State) OpenSlots(now time.Time) map[byte]bool {
 	}
 	return taken
 }
+
+// PickSlot chooses the first PIN digit of a new ticket: never one an open
+// ticket holds, and preferably one no unexpired ticket holds, so a used or
+// burned PIN typed again still meets its own ticket and gets told so. rnd
+// returns a uniform integer in [0, n). ok is false when all ten are open.
+func (s *State) PickSlot(now time.Time, rnd func(n int) int) (slot byte, ok bool) {
+	open := s.OpenSlots(now)
+	ended := make(map[byte]bool)
+	for _, t := range s.Tickets {
+		if len(t.PIN) > 0 && now.Before(t.ExpiresAt) {
+			ended[t.PIN[0]] = true
+		}
+	}
+	var free, reusable []byte
+	for d := byte('0'); d <= '9'; d++ {
+		switch {
+		case open[d]:
+		case ended[d]:
+			reusable = append(reusable, d)
+		default:
+			free = append(free, d)
+		}
+	}
+	if len(free) == 0 {
+		free = reusable
+	}
+	if len(free) == 0 {
+		return 0, false
+	}
+	return free[rnd(len(free))], true
+}

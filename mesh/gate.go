@@ -151,9 +151,13 @@ func (g *Gate) SetIdentity(authority *ca.CA, cert *ca.Certificate) {
 	g.mu.Unlock()
 }
 
+// identity returns the CA and own certificate, both nil unless both are set.
 func (g *Gate) identity() (*ca.CA, *ca.Certificate) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.ca == nil || g.cert == nil {
+		return nil, nil
+	}
 	return g.ca, g.cert
 }
 
@@ -214,6 +218,9 @@ func (g *Gate) admits(p peer.ID, proto protocol.ID) bool {
 func (g *Gate) Await(ctx context.Context, p peer.ID) error {
 	if authority, _ := g.identity(); authority == nil {
 		return fmt.Errorf("%w: this node has no mesh certificate", ErrNotAuthenticated)
+	}
+	if g.revoked(p) {
+		return fmt.Errorf("%w: %s", ErrRevoked, p)
 	}
 	if g.valid(p) {
 		return nil
@@ -284,8 +291,9 @@ func (g *Gate) handle(s network.Stream) {
 		_ = WriteMsg(s, authHello{Error: err.Error()})
 		return
 	}
-	_, own := g.identity()
-	_ = WriteMsg(s, authHello{Cert: own.Raw})
+	if _, own := g.identity(); own != nil {
+		_ = WriteMsg(s, authHello{Cert: own.Raw})
+	}
 }
 
 // accept verifies a certificate presented on conn and records the peer.

@@ -49,6 +49,9 @@ func ReadMsg(r io.Reader, max int, v any) error {
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF // the header promised a body
+		}
 		return fmt.Errorf("read message body: %w", err)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
