@@ -345,11 +345,15 @@ func TestApplyPairPendingRefusals(t *testing.T) {
 		{"unknown ticket", t0, control.Pending{Name: "n1", Ticket: "nope"}, control.ErrNotFound},
 		{"expired ticket", t0.Add(time.Hour), control.Pending{Name: "n1", Ticket: "t1"}, ca.ErrTicketExpired},
 		{"name taken", t0, control.Pending{Name: "founder", Ticket: "t1"}, control.ErrConflict},
+		{"ticket needs no approval", t0, control.Pending{Name: "n1", Ticket: "t2"}, control.ErrConflict},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := initialised(t)
-			applyOK(t, f, control.OpTicketCreate, t0, ticket("t1", "123456", t0, 10*time.Minute))
+			tk := ticket("t1", "123456", t0, 10*time.Minute)
+			tk.RequireApproval = true
+			applyOK(t, f, control.OpTicketCreate, t0, tk)
+			applyOK(t, f, control.OpTicketCreate, t0, ticket("t2", "234567", t0, 10*time.Minute))
 			err := applyErr(t, f, control.OpPairPending, tt.at, control.PairPending{Pending: tt.pending})
 			if !errors.Is(err, tt.wantErr) {
 				t.Errorf("pending: %v, want %v", err, tt.wantErr)

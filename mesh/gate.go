@@ -220,7 +220,7 @@ func (g *Gate) Await(ctx context.Context, p peer.ID) error {
 		return fmt.Errorf("%w: this node has no mesh certificate", ErrNotAuthenticated)
 	}
 	if g.revoked(p) {
-		return fmt.Errorf("%w: %s", ErrRevoked, p)
+		return fmt.Errorf("%w: %w: %s", ErrNotAuthenticated, ErrRevoked, p)
 	}
 	if g.valid(p) {
 		return nil
