@@ -62,6 +62,8 @@ type Agent struct {
 	metaMu sync.Mutex
 	meta   mesh.Meta
 
+	certP atomic.Pointer[ca.Certificate] // current certificate (renewed in place)
+
 	revs  revocations
 	revIn chan []byte // revocation lists from gossip, for revocationLoop
 
@@ -104,8 +106,13 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 			a.Close()
 		}
 	}()
+	// Bind the API first: a busy port must fail before a mesh is created or
+	// a PIN is spent.
+	if a.httpLn, err = net.Listen("tcp", a.cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("http listen %s: %w", a.cfg.HTTPAddr, err)
+	}
 	a.gate = mesh.NewGate(mesh.GateConfig{
-		Open:    []protocol.ID{pairing.Protocol},
+		Open:    []protocol.ID{pairing.Protocol, renewProtocol},
 		Logger:  a.log,
 		Revoked: a.isRevokedPeer,
 		OnAuthenticated: func(p peer.ID) {
@@ -139,6 +146,10 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		}
 	default:
 		return ErrNoMesh
+	}
+	a.certP.Store(a.id.cert)
+	if err := a.checkExpiry(time.Now()); err != nil {
+		return err
 	}
 	a.gate.SetIdentity(a.id.ca, a.id.cert)
 	a.loadRevocations()
@@ -174,12 +185,14 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.host.SetStreamHandler(pairing.Protocol, a.handlePair)
 	a.host.SetStreamHandler(pairing.RelayProtocol, a.handleRelay)
 	a.host.SetStreamHandler(controlProtocol, a.handleControl)
+	a.host.SetStreamHandler(renewProtocol, a.handleRenew)
 	if err := a.startHTTP(); err != nil {
 		return err
 	}
 	a.goTracked(a.joinLoop)
 	a.goTracked(a.raftLoop)
 	a.goTracked(a.revocationLoop)
+	a.goTracked(a.renewLoop)
 	a.log.Info("agent started", "node", a.id.mesh.Name, "peer", a.host.ID(), "mesh", a.id.mesh.MeshID,
 		"http", a.httpLn.Addr().String(), "addrs", a.host.Addrs())
 	return nil
@@ -458,11 +471,7 @@ func (a *Agent) goTracked(f func()) {
 }
 
 func (a *Agent) startHTTP() error {
-	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("http listen %s: %w", a.cfg.HTTPAddr, err)
-	}
-	a.httpLn = ln
+	ln := a.httpLn
 	a.httpSrv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
 	a.goTracked(func() {
 		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -502,6 +511,8 @@ func (a *Agent) Close() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			errs = append(errs, a.httpSrv.Shutdown(ctx))
 			cancel()
+		} else if a.httpLn != nil {
+			errs = append(errs, a.httpLn.Close())
 		}
 		if a.mdns != nil {
 			errs = append(errs, a.mdns.Close())

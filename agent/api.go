@@ -99,7 +99,7 @@ func (a *Agent) authenticate(perm string, next http.Handler) http.Handler {
 			writeError(w, errf(http.StatusUnauthorized, "unauthenticated", "invalid credential"))
 			return
 		}
-		p := principal{Name: "local-admin@" + a.id.mesh.Name, Roles: a.id.cert.Roles}
+		p := principal{Name: "local-admin@" + a.id.mesh.Name, Roles: a.cert().Roles}
 		if !p.can(perm) {
 			writeError(w, errf(http.StatusForbidden, "forbidden", "%s (roles %v) lacks permission %s", p.Name, p.Roles, perm))
 			return
@@ -171,6 +171,16 @@ func (a *Agent) execute(ctx context.Context, p principal, req controlRequest) (a
 	switch req.Op {
 	case opTicketCreate:
 		return a.createTicket(ctx, p, req)
+	case opCertRenew:
+		var rr renewRequest
+		if err := json.Unmarshal(req.Body, &rr); err != nil {
+			return nil, errf(http.StatusBadRequest, "bad_request", "invalid renewal: %s", err)
+		}
+		der, err := a.signRenewal(ctx, rr)
+		if err != nil {
+			return nil, err
+		}
+		return renewResponse{Cert: der}, nil
 	case opTicketList:
 		return a.listTickets(), nil
 	case opNodesList:

@@ -41,6 +41,9 @@ type Config struct {
 	Version string
 	// CertLifetime is the validity of node certificates this node signs.
 	CertLifetime time.Duration
+	// CertGrace is how long after expiry a node may still renew its
+	// certificate (checked by the coordinator); beyond it, it must pair again.
+	CertGrace time.Duration
 	// CALifetime is the validity of a new mesh's CA.
 	CALifetime time.Duration
 	// JoinWait bounds the search for a member when pairing via mDNS.
@@ -74,7 +77,8 @@ func DefaultConfig() Config {
 		Coordinator:  true,
 		MDNS:         true,
 		Version:      "dev",
-		CertLifetime: 30 * 24 * time.Hour,
+		CertLifetime: 7 * 24 * time.Hour,
+		CertGrace:    7 * 24 * time.Hour,
 		CALifetime:   10 * 365 * 24 * time.Hour,
 		JoinWait:     30 * time.Second,
 	}
@@ -106,6 +110,9 @@ func (c Config) Validate() error {
 	}
 	if c.Init && c.PIN != "" {
 		errs = append(errs, errors.New("--init and --pin exclude each other"))
+	}
+	if c.CertGrace < 0 {
+		errs = append(errs, errors.New("--cert-grace must not be negative"))
 	}
 	if c.CertLifetime <= 0 || c.CALifetime <= c.CertLifetime {
 		errs = append(errs, errors.New("certificate lifetimes must be positive and the CA must outlive node certificates"))

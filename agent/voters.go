@@ -211,7 +211,7 @@ func (a *Agent) founderInit() error {
 	if err != nil {
 		return err
 	}
-	c := a.id.cert
+	c := a.cert()
 	_, err = a.apply(a.ctx, control.OpInit, control.Init{
 		MeshID: a.id.mesh.MeshID, CACertPEM: string(a.id.ca.CertPEM()), CAKeyPEM: string(keyPEM),
 		Node: control.Node{Name: c.Name, PeerID: a.host.ID().String(), Roles: c.Roles, CertPEM: string(c.PEM()),

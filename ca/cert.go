@@ -276,3 +276,15 @@ func randOrDefault(r io.Reader) io.Reader {
 	}
 	return r
 }
+
+// Lifetime is the validity the certificate was issued with (NotBefore is
+// backdated by clockSkew, which does not count).
+func (c *Certificate) Lifetime() time.Duration {
+	return max(c.NotAfter.Sub(c.NotBefore)-clockSkew, 0)
+}
+
+// RenewAt is when the holder should renew: once a third of the lifetime is
+// left, so a coordinator outage of up to a third of it costs nothing.
+func (c *Certificate) RenewAt() time.Time {
+	return c.NotAfter.Add(-c.Lifetime() / 3)
+}

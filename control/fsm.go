@@ -26,6 +26,7 @@ const (
 	OpPairDecide   Op = "pair.decide"
 	OpPairAbandon  Op = "pair.abandon"
 	OpNodeRevoke   Op = "node.revoke"
+	OpCertRenew    Op = "cert.renew"
 	OpPairComplete Op = "pair.complete"
 )
 
@@ -76,6 +77,15 @@ type PairAbandon struct {
 // NodeRevoke revokes a node's identity (its peer ID) for good.
 type NodeRevoke struct {
 	Name string `json:"name"`
+}
+
+// CertRenew records a node's renewed certificate.
+type CertRenew struct {
+	Name      string    `json:"name"`
+	PeerID    string    `json:"peer_id"`
+	CertPEM   string    `json:"certificate_pem"`
+	Serial    string    `json:"serial"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // PairComplete registers a paired node and uses up its ticket.
@@ -292,6 +302,21 @@ func (f *FSM) apply(c Command) (any, error) {
 		}
 		st.Revocations = l
 		n.Revoked = true
+		return nil, nil
+
+	case OpCertRenew:
+		v, err := decode[CertRenew](c)
+		if err != nil {
+			return nil, err
+		}
+		n, ok := st.Nodes[v.Name]
+		if !ok || n.PeerID != v.PeerID {
+			return nil, fmt.Errorf("%w: no node %q with that peer", ErrNotFound, v.Name)
+		}
+		if n.Revoked {
+			return nil, fmt.Errorf("%w: %q is revoked", ErrConflict, v.Name)
+		}
+		n.CertPEM, n.Serial, n.CertExpiresAt = v.CertPEM, v.Serial, v.ExpiresAt
 		return nil, nil
 
 	case OpPairComplete:

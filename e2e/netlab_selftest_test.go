@@ -178,7 +178,7 @@ func TestNetLab(t *testing.T) {
 		return nil
 	})
 	c := newNetNode(t, lab, 2, "charlie")
-	if msg, code := runJoin(t, c, "000000", a.addr()); code == 0 {
-		t.Fatalf("join with a wrong PIN succeeded: %s", msg)
+	if msg, code := runJoin(t, c, wrongPIN(a.pair().PIN), a.addr()); code == 0 || !strings.Contains(msg, "wrong PIN") {
+		t.Fatalf("join from h2 with a wrong PIN: exit %d, %q", code, msg)
 	}
 }

@@ -68,6 +68,7 @@ type Gate struct {
 	ca       *ca.CA
 	cert     *ca.Certificate
 	peers    map[peer.ID]*ca.Certificate
+	stale    map[peer.ID]bool // peers whose certificate stopped verifying
 	inflight map[peer.ID]*handshake
 }
 
@@ -90,6 +91,7 @@ func NewGate(cfg GateConfig) *Gate {
 		cert:     cfg.Cert,
 		log:      cfg.Logger.With("component", "gate"),
 		peers:    make(map[peer.ID]*ca.Certificate),
+		stale:    make(map[peer.ID]bool),
 		inflight: make(map[peer.ID]*handshake),
 	}
 }
@@ -164,6 +166,7 @@ func (g *Gate) identity() (*ca.CA, *ca.Certificate) {
 func (g *Gate) forget(p peer.ID) {
 	g.mu.Lock()
 	delete(g.peers, p)
+	delete(g.stale, p)
 	g.mu.Unlock()
 }
 
@@ -176,7 +179,10 @@ func (g *Gate) valid(p peer.ID) bool {
 		return false
 	}
 	if err := g.check(c, nil); err != nil {
-		g.forget(p)
+		g.mu.Lock()
+		delete(g.peers, p)
+		g.stale[p] = true
+		g.mu.Unlock()
 		return false
 	}
 	return true
@@ -210,7 +216,40 @@ func (g *Gate) admits(p peer.ID, proto protocol.ID) bool {
 			return true
 		}
 	}
-	return g.valid(p)
+	if g.valid(p) {
+		return true
+	}
+	if _, known := g.Peer(p); !known && g.everKnown(p) {
+		// We held a certificate of p that no longer verifies (e.g. it
+		// expired because p renewed and we kept the old one): fetch the
+		// current one so p's next stream passes.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = g.Await(ctx, p)
+		}()
+	}
+	return false
+}
+
+func (g *Gate) everKnown(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.stale[p]
+}
+
+// Reannounce shows this node's (renewed) certificate to every peer it is
+// authenticated with, so they replace the one they hold.
+func (g *Gate) Reannounce() {
+	for p := range g.Authenticated() {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := g.dial(ctx, p); err != nil {
+				g.log.Debug("reannounce", "peer", p, "err", err)
+			}
+		}()
+	}
 }
 
 // Await makes sure p is authenticated, running the handshake if needed.
@@ -313,6 +352,7 @@ func (g *Gate) accept(conn network.Conn, der []byte) error {
 	g.mu.Lock()
 	_, known := g.peers[p]
 	g.peers[p] = cert
+	delete(g.stale, p)
 	g.mu.Unlock()
 	if !known && g.cfg.OnAuthenticated != nil {
 		go g.cfg.OnAuthenticated(p)
