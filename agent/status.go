@@ -1,9 +1,14 @@
 package agent
 
 import (
+	"fmt"
+	"sort"
+	"time"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/palyra-mesh/palyra/api"
+	"github.com/palyra-mesh/palyra/control"
 	"github.com/palyra-mesh/palyra/mesh"
 )
 
@@ -48,7 +53,49 @@ func (a *Agent) status() api.Status {
 	if !st.Quorum {
 		st.Warnings = append(st.Warnings, a.noCoordinator().Error())
 	}
+	st.Warnings = append(st.Warnings, a.expiryWarnings(time.Now())...)
 	return st
+}
+
+// expiryWarnings says when the CA or a certificate this node knows of (its
+// own, its authenticated peers', the registry's on voters) is close to
+// expiry: under a quarter of its lifetime left means renewal (due at a
+// third) is failing.
+func (a *Agent) expiryWarnings(now time.Time) []string {
+	var out []string
+	caCert := a.id.ca.Cert
+	caLife := caCert.NotAfter.Sub(caCert.NotBefore)
+	if left := caCert.NotAfter.Sub(now); left < min(30*24*time.Hour, caLife/3) {
+		out = append(out, fmt.Sprintf("the mesh CA expires in %s (at %s): the mesh must be re-created before then", left.Round(time.Second), caCert.NotAfter.UTC().Format(time.RFC3339)))
+	}
+	seen := map[string]bool{}
+	warn := func(name string, notAfter time.Time, life time.Duration) {
+		if seen[name] || life <= 0 {
+			return
+		}
+		seen[name] = true
+		if left := notAfter.Sub(now); left < life/4 {
+			verb := "expires in " + left.Round(time.Second).String()
+			if left <= 0 {
+				verb = "expired " + (-left).Round(time.Second).String() + " ago"
+			}
+			out = append(out, fmt.Sprintf("certificate of %s %s and was not renewed", name, verb))
+		}
+	}
+	own := a.cert()
+	warn(own.Name, own.NotAfter, own.Lifetime())
+	for _, c := range a.gate.Authenticated() {
+		warn(c.Name, c.NotAfter, c.Lifetime())
+	}
+	a.fsm.Read(func(s *control.State) {
+		for _, n := range s.Nodes {
+			if !n.Revoked {
+				warn(n.Name, n.CertExpiresAt, a.cfg.CertLifetime)
+			}
+		}
+	})
+	sort.Strings(out)
+	return out
 }
 
 func selfView(a *Agent, meta mesh.Meta) api.MemberView {

@@ -31,6 +31,7 @@ func agentCommand() *ucli.Command {
 			&ucli.BoolFlag{Name: "no-mdns", Usage: "no multicast discovery", EnvVars: env("no-mdns")},
 			&ucli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: env("log-level")},
 			&ucli.DurationFlag{Name: "cert-lifetime", Usage: "validity of node certificates this node signs as coordinator (renewed at 2/3)", Value: def.CertLifetime, EnvVars: env("cert-lifetime")},
+			&ucli.DurationFlag{Name: "ca-lifetime", Usage: "validity of the CA of a mesh created with --init", Value: def.CALifetime, EnvVars: env("ca-lifetime")},
 			&ucli.DurationFlag{Name: "cert-grace", Usage: "how long after expiry a node may still renew (as coordinator: accept)", Value: def.CertGrace, EnvVars: env("cert-grace")},
 		},
 		Action: runAgent,
@@ -57,6 +58,7 @@ func runAgent(c *ucli.Context) error {
 	cfg.MDNS = !c.Bool("no-mdns")
 	cfg.CertLifetime = c.Duration("cert-lifetime")
 	cfg.CertGrace = c.Duration("cert-grace")
+	cfg.CALifetime = c.Duration("ca-lifetime")
 	cfg.Version = Version
 	cfg.Logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 	a, err := agent.New(cfg)
