@@ -593,8 +593,24 @@ func (a *Agent) isLeader() bool {
 	return r != nil && r.State() == raft.Leader
 }
 
-// coordinator returns the coordinator's peer ID as gossip tells it.
+// coordinator returns the coordinator's peer ID: from raft on a voter, from
+// gossip (the alive member announcing it at the highest term) otherwise.
 func (a *Agent) coordinator() (peer.ID, bool) {
+	if r := a.raft(); r != nil {
+		// A voter asks raft, trusting a leader only if heard from recently:
+		// a follower keeps naming the last leader until its election timer
+		// fires.
+		_, leaderID := r.LeaderWithID()
+		fresh := r.State() == raft.Leader || time.Since(r.LastContact()) < leaderContactFresh
+		id, err := peer.Decode(string(leaderID))
+		return id, err == nil && leaderID != "" && fresh
+	}
+	return a.announcedCoordinator()
+}
+
+// announcedCoordinator is the alive member announcing itself coordinator in
+// gossip at the highest term.
+func (a *Agent) announcedCoordinator() (peer.ID, bool) {
 	var best mesh.Member
 	found := false
 	for _, m := range a.gossip.Members() {

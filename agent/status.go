@@ -12,21 +12,19 @@ import (
 	"github.com/palyra-mesh/palyra/mesh"
 )
 
+// leaderContactFresh is how recently a follower must have heard from the
+// leader to report it as coordinator (two heartbeat timeouts).
+const leaderContactFresh = time.Second
+
 func (a *Agent) status() api.Status {
 	st := api.Status{
 		MeshID: a.id.mesh.MeshID,
 		Self:   api.NodeRef{Name: a.id.mesh.Name, PeerID: a.host.ID().String()},
 	}
-	// A voter knows the coordinator from raft itself; others from gossip.
 	coord, haveCoord := a.coordinator()
 	var voters map[peer.ID]bool
 	if r := a.raft(); r != nil {
 		voters = voterIDs(r)
-		_, leaderID := r.LeaderWithID()
-		coord, haveCoord = peer.ID(""), false
-		if id, err := peer.Decode(string(leaderID)); err == nil && leaderID != "" {
-			coord, haveCoord = id, true
-		}
 		st.Term = raftTerm(r)
 	}
 	st.Quorum = haveCoord

@@ -300,7 +300,9 @@ func (a *Agent) prepareRaft(from peer.ID) error {
 	if !a.cfg.Coordinator {
 		return errf(409, "conflict", "%s runs with --coordinator=false", a.id.mesh.Name)
 	}
-	if coord, ok := a.coordinator(); !ok || coord != from {
+	// Gossip, not our own raft: a voter the coordinator removed while it was
+	// cut off still runs raft with a stale configuration and knows no leader.
+	if coord, ok := a.announcedCoordinator(); !ok || coord != from {
 		return errf(403, "forbidden", "only the coordinator may make this node a voter")
 	}
 	return a.startRaft()
@@ -309,18 +311,28 @@ func (a *Agent) prepareRaft(from peer.ID) error {
 // noCoordinator explains why no coordinator can take a write: on a minority
 // side it says how many voters are reachable.
 func (a *Agent) noCoordinator() error {
-	total, reachable := 0, 0
-	for _, m := range a.gossip.Members() {
-		if !m.Meta.Voter {
-			continue
-		}
-		total++
+	members := a.gossip.Members()
+	alive := map[peer.ID]bool{a.host.ID(): true}
+	voters := map[peer.ID]bool{}
+	for _, m := range members {
 		if m.State == "alive" {
+			alive[m.PeerID] = true
+		}
+		if m.Meta.Voter {
+			voters[m.PeerID] = true
+		}
+	}
+	if r := a.raft(); r != nil {
+		voters = voterIDs(r) // a voter knows the configuration itself
+	}
+	if len(voters) == 0 {
+		return fmt.Errorf("%w: no member announces itself as coordinator", mesh.ErrNoCoordinator)
+	}
+	reachable := 0
+	for id := range voters {
+		if alive[id] {
 			reachable++
 		}
 	}
-	if total == 0 {
-		return fmt.Errorf("%w: no member announces itself as coordinator", mesh.ErrNoCoordinator)
-	}
-	return fmt.Errorf("%w: no quorum: %d of %d voters reachable", mesh.ErrNoCoordinator, reachable, total)
+	return fmt.Errorf("%w: no quorum: %d of %d voters reachable", mesh.ErrNoCoordinator, reachable, len(voters))
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -69,16 +70,40 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
+// freePort returns a loopback port for an agent to listen on later. It
+// picks below the kernel's ephemeral range (32768 and up on Linux), so an
+// outgoing connection cannot take it meanwhile, never hands out a port twice
+// in one run, and checks the port is free for both TCP and UDP (QUIC) now.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := 20000 + rand.IntN(12000)
+		if portsUsed[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		u.Close()
+		portsUsed[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port")
+	return 0
 }
+
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{}
+)
 
 // newNode prepares a node with its own data dir and loopback ports.
 func newNode(t testing.TB, name string) *node {
@@ -217,13 +242,15 @@ type status struct {
 		Name   string `json:"name"`
 		PeerID string `json:"peer_id"`
 	} `json:"coordinator"`
-	Quorum  bool `json:"quorum"`
-	Members []struct {
+	Quorum   bool     `json:"quorum"`
+	Warnings []string `json:"warnings"`
+	Members  []struct {
 		Name        string   `json:"name"`
 		PeerID      string   `json:"peer_id"`
 		State       string   `json:"state"`
 		Coordinator bool     `json:"coordinator"`
 		Voter       bool     `json:"voter"`
+		Revoked     bool     `json:"revoked"`
 		Addrs       []string `json:"addrs"`
 		Version     string   `json:"version"`
 	} `json:"members"`
