@@ -28,7 +28,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "palyra")
-	build := exec.Command("go", "build", "-o", binary, "..")
+	args := []string{"build", "-o", binary}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "..")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build palyra:", err)
@@ -118,6 +122,9 @@ func newNode(t testing.TB, name string) *node {
 	}
 	t.Cleanup(func() {
 		n.kill()
+		if strings.Contains(n.log.String(), "WARNING: DATA RACE") {
+			t.Errorf("%s: the race detector found a data race in the agent", n.name)
+		}
 		if t.Failed() {
 			t.Logf("---- log of %s ----\n%s", n.name, n.log.String())
 		}
