@@ -334,7 +334,8 @@ func (a *Agent) startGossip() error {
 		MergeState: a.gossipMessage,
 		Logger:     a.log,
 	}
-	gc.LANGossipTimings()
+	t := a.cfg.Timings
+	gc.ProbeInterval, gc.ProbeTimeout, gc.GossipInterval, gc.SuspicionMult = t.ProbeInterval, t.ProbeTimeout, t.GossipInterval, t.SuspicionMult
 	g, err := mesh.StartGossip(gc)
 	if err != nil {
 		tr.Shutdown()

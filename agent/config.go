@@ -46,6 +46,8 @@ type Config struct {
 	CertGrace time.Duration
 	// CALifetime is the validity of a new mesh's CA.
 	CALifetime time.Duration
+	// Timings are the failure-detection, election and voter clocks.
+	Timings Timings
 	// JoinWait bounds the search for a member when pairing via mDNS.
 	JoinWait time.Duration
 	// Logger receives the agent's logs; nil discards them.
@@ -81,6 +83,7 @@ func DefaultConfig() Config {
 		CertGrace:    7 * 24 * time.Hour,
 		CALifetime:   10 * 365 * 24 * time.Hour,
 		JoinWait:     30 * time.Second,
+		Timings:      LANTimings(),
 	}
 }
 
@@ -110,6 +113,10 @@ func (c Config) Validate() error {
 	}
 	if c.Init && c.PIN != "" {
 		errs = append(errs, errors.New("--init and --pin exclude each other"))
+	}
+	if t := c.Timings; t.ProbeInterval <= 0 || t.ProbeTimeout <= 0 || t.GossipInterval <= 0 || t.SuspicionMult <= 0 ||
+		t.HeartbeatTimeout <= 0 || t.ElectionTimeout <= 0 || t.LeaderLeaseTimeout <= 0 {
+		errs = append(errs, errors.New("timings must all be positive"))
 	}
 	if c.CertGrace < 0 {
 		errs = append(errs, errors.New("--cert-grace must not be negative"))

@@ -26,10 +26,6 @@ import (
 // no raft.
 const (
 	maxVoters = 5
-	// stableFor is how long a member must have been alive before promotion.
-	stableFor = 3 * time.Second
-	// deadFor is how long a voter must have been dead or gone before removal.
-	deadFor = 5 * time.Second
 	// reconcileEvery paces the coordinator's voter reconciliation.
 	reconcileEvery = time.Second
 )
@@ -65,7 +61,8 @@ func (a *Agent) startRaft() error {
 		Bootstrap: a.id.ca.Key != nil, // only the founder holds the CA key locally
 		Logger:    a.log,
 	}
-	rc.LANRaftTimings()
+	t := a.cfg.Timings
+	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = t.HeartbeatTimeout, t.ElectionTimeout, t.LeaderLeaseTimeout
 	r, err := mesh.StartRaft(a.host, a.gate, rc)
 	if err != nil {
 		st.Close()
@@ -240,7 +237,7 @@ func (a *Agent) reconcileVoters(r *raftNode) {
 	}
 	for id := range voters {
 		m, ok := members[id]
-		gone := !ok || a.isRevokedPeer(id) || ((m.State == "dead" || m.State == "left") && now.Sub(m.Since) >= deadFor)
+		gone := !ok || a.isRevokedPeer(id) || ((m.State == "dead" || m.State == "left") && now.Sub(m.Since) >= a.cfg.Timings.VoterDead)
 		if id == a.host.ID() || !gone {
 			continue
 		}
@@ -258,7 +255,7 @@ func (a *Agent) reconcileVoters(r *raftNode) {
 	// Promote stable, eligible members up to maxVoters, keeping the count odd.
 	var cands []mesh.Member
 	for id, m := range members {
-		if voters[id] || id == a.host.ID() || m.State != "alive" || !m.Meta.Eligible || now.Sub(m.Since) < stableFor || a.isRevokedPeer(id) {
+		if voters[id] || id == a.host.ID() || m.State != "alive" || !m.Meta.Eligible || now.Sub(m.Since) < a.cfg.Timings.VoterStable || a.isRevokedPeer(id) {
 			continue
 		}
 		cands = append(cands, m)

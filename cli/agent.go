@@ -29,6 +29,7 @@ func agentCommand() *ucli.Command {
 			&ucli.StringSliceFlag{Name: "peer", Usage: "member multiaddr ending in /p2p/PEER_ID (repeatable)", EnvVars: env("peer")},
 			&ucli.BoolFlag{Name: "coordinator", Usage: "may become a voter and coordinator", Value: true, EnvVars: env("coordinator")},
 			&ucli.BoolFlag{Name: "no-mdns", Usage: "no multicast discovery", EnvVars: env("no-mdns")},
+			&ucli.StringFlag{Name: "timings", Usage: "failure detection and election clocks: lan (tuned) or library (memberlist's and raft's defaults, for comparison)", Value: "lan", EnvVars: env("timings"), Hidden: true},
 			&ucli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: env("log-level")},
 			&ucli.DurationFlag{Name: "cert-lifetime", Usage: "validity of node certificates this node signs as coordinator (renewed at 2/3)", Value: def.CertLifetime, EnvVars: env("cert-lifetime")},
 			&ucli.DurationFlag{Name: "ca-lifetime", Usage: "validity of the CA of a mesh created with --init", Value: def.CALifetime, EnvVars: env("ca-lifetime")},
@@ -46,6 +47,7 @@ func runAgent(c *ucli.Context) error {
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return usagef("--log-level %q: want debug, info, warn or error", c.String("log-level"))
 	}
+	var err error
 	cfg := agent.DefaultConfig()
 	cfg.DataDir = c.String("data-dir")
 	cfg.HTTPAddr = c.String("http")
@@ -60,6 +62,9 @@ func runAgent(c *ucli.Context) error {
 	cfg.CertGrace = c.Duration("cert-grace")
 	cfg.CALifetime = c.Duration("ca-lifetime")
 	cfg.Version = Version
+	if cfg.Timings, err = agent.TimingsByName(c.String("timings")); err != nil {
+		return usageError{err}
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 	a, err := agent.New(cfg)
 	if err != nil {

@@ -372,3 +372,20 @@ func (n *node) quietStatus() status {
 	_ = json.NewDecoder(res.Body).Decode(&s)
 	return s
 }
+
+// quietPair creates a short-lived PIN straight through the HTTP API and
+// reports whether the write was accepted (for benchmarks).
+func (n *node) quietPair() bool {
+	tok, err := os.ReadFile(filepath.Join(n.dir, "admin.token"))
+	if err != nil {
+		return false
+	}
+	req, _ := http.NewRequest("POST", "http://"+n.http+"/api/v1/pairing/tickets", strings.NewReader(`{"ttl":"30s"}`))
+	req.Header.Set("Authorization", "Bearer "+string(tok))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	res.Body.Close()
+	return res.StatusCode == http.StatusOK
+}

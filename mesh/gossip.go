@@ -64,7 +64,7 @@ type GossipConfig struct {
 	// delegate: it must not block and must not call into Gossip.
 	Meta func() Meta
 	// ProbeInterval, ProbeTimeout, SuspicionMult and GossipInterval tune
-	// failure detection; see LANGossipTimings.
+	// failure detection; zero keeps memberlist's LAN defaults.
 	ProbeInterval, ProbeTimeout, GossipInterval time.Duration
 	SuspicionMult                               int
 	// OnChange is called (from a goroutine of Gossip's own, never under a
@@ -78,15 +78,6 @@ type GossipConfig struct {
 	LocalState func() []byte
 	MergeState func([]byte)
 	Logger     *slog.Logger
-}
-
-// LANGossipTimings detects a dead member in about 2–3 s with no false
-// suspicions at rest on a LAN (memberlist's LAN defaults take 6–7 s).
-func (c *GossipConfig) LANGossipTimings() {
-	c.ProbeInterval = 500 * time.Millisecond
-	c.ProbeTimeout = 250 * time.Millisecond
-	c.SuspicionMult = 2
-	c.GossipInterval = 100 * time.Millisecond
 }
 
 // Gossip is memberlist membership over libp2p.

@@ -33,19 +33,10 @@ type RaftConfig struct {
 	FSM raft.FSM
 	// Bootstrap makes this node the single voter of a new cluster.
 	Bootstrap bool
-	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout are tuned for
-	// a LAN (see LANRaftTimings).
+	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout; zero keeps
+	// raft's defaults.
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
 	Logger                                                *slog.Logger
-}
-
-// LANRaftTimings sets timeouts measured on loopback and LAN: a new leader
-// within about a second after the old one's host dies (raft's defaults take
-// 1.6–2.5 s).
-func (c *RaftConfig) LANRaftTimings() {
-	c.HeartbeatTimeout = 500 * time.Millisecond
-	c.ElectionTimeout = 500 * time.Millisecond
-	c.LeaderLeaseTimeout = 250 * time.Millisecond
 }
 
 // Raft is the raft node of a voter.
