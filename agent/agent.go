@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -190,6 +192,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.goTracked(a.joinLoop)
+	a.goTracked(a.reconnectLoop)
 	a.goTracked(a.raftLoop)
 	a.goTracked(a.revocationLoop)
 	a.goTracked(a.renewLoop)
@@ -336,13 +339,13 @@ func (a *Agent) startGossip() error {
 	}
 	t := a.cfg.Timings
 	gc.ProbeInterval, gc.ProbeTimeout, gc.GossipInterval, gc.SuspicionMult = t.ProbeInterval, t.ProbeTimeout, t.GossipInterval, t.SuspicionMult
-	g, err := mesh.StartGossip(gc)
+	g, err := mesh.NewGossip(gc)
 	if err != nil {
 		tr.Shutdown()
 		return err
 	}
-	a.gossip = g
-	return nil
+	a.gossip = g // before Start: its goroutines call back into the agent
+	return g.Start()
 }
 
 func (a *Agent) currentMeta() mesh.Meta {
@@ -391,6 +394,13 @@ func (a *Agent) membershipChanged() {
 	}
 }
 
+// savedPeers returns the member addresses saved in mesh.json.
+func (a *Agent) savedPeers() []string {
+	a.metaMu.Lock()
+	defer a.metaMu.Unlock()
+	return slices.Clone(a.id.mesh.Peers)
+}
+
 // memberAddrs lists up to n alive members' addresses (with /p2p/), self excluded.
 func (a *Agent) memberAddrs(n int) []string {
 	var out []string
@@ -426,7 +436,7 @@ func (a *Agent) joinLoop() {
 	wait := 200 * time.Millisecond
 	for {
 		var peers []peer.AddrInfo
-		for _, s := range append(append([]string{}, a.cfg.Peers...), a.id.mesh.Peers...) {
+		for _, s := range append(append([]string{}, a.cfg.Peers...), a.savedPeers()...) {
 			if ai, err := parsePeer(s); err == nil && ai.ID != a.host.ID() {
 				peers = append(peers, ai)
 			}
@@ -446,6 +456,40 @@ func (a *Agent) joinLoop() {
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, 5*time.Second)
+	}
+}
+
+// reconnectLoop tries, now and then, to join members this node sees dead
+// (not left, not revoked): a healed partition merges back this way.
+func (a *Agent) reconnectLoop() {
+	tick := time.NewTicker(a.cfg.Timings.Reconnect)
+	defer tick.Stop()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		var peers []peer.AddrInfo
+		for _, m := range a.gossip.Members() {
+			if m.State != "dead" || a.isRevokedPeer(m.PeerID) || time.Since(m.Since) > 24*time.Hour {
+				continue
+			}
+			ai := peer.AddrInfo{ID: m.PeerID}
+			for _, s := range m.Meta.Addrs {
+				if addr, err := ma.NewMultiaddr(s); err == nil {
+					ai.Addrs = append(ai.Addrs, addr)
+				}
+			}
+			peers = append(peers, ai)
+		}
+		if len(peers) == 0 {
+			continue
+		}
+		mrand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+		if n, err := a.gossip.Join(peers[:min(3, len(peers))]); err == nil && n > 0 {
+			a.log.Debug("reconnected to members seen dead", "contacted", n)
+		}
 	}
 }
 
@@ -484,6 +528,23 @@ func (a *Agent) startHTTP() error {
 	})
 	return nil
 }
+
+// PeerID returns this node's libp2p peer ID.
+func (a *Agent) PeerID() peer.ID { return a.host.ID() }
+
+// P2PAddrs returns this node's libp2p addresses ending in /p2p/PEER_ID, as
+// --peer takes them.
+func (a *Agent) P2PAddrs() []string {
+	var out []string
+	for _, m := range a.host.Addrs() {
+		out = append(out, m.String()+"/p2p/"+a.host.ID().String())
+	}
+	return out
+}
+
+// SetBlocked cuts this node off from the peers blocked returns true for
+// (nil heals); see mesh.Gate.SetBlocked. For in-process partition tests.
+func (a *Agent) SetBlocked(blocked func(peer.ID) bool) { a.gate.SetBlocked(blocked) }
 
 // HTTPAddr returns the address the HTTP API listens on.
 func (a *Agent) HTTPAddr() string { return a.httpLn.Addr().String() }

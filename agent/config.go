@@ -115,7 +115,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("--init and --pin exclude each other"))
 	}
 	if t := c.Timings; t.ProbeInterval <= 0 || t.ProbeTimeout <= 0 || t.GossipInterval <= 0 || t.SuspicionMult <= 0 ||
-		t.HeartbeatTimeout <= 0 || t.ElectionTimeout <= 0 || t.LeaderLeaseTimeout <= 0 {
+		t.HeartbeatTimeout <= 0 || t.ElectionTimeout <= 0 || t.LeaderLeaseTimeout <= 0 || t.Reconnect <= 0 {
 		errs = append(errs, errors.New("timings must all be positive"))
 	}
 	if c.CertGrace < 0 {

@@ -145,7 +145,7 @@ func (a *Agent) renewViaMember(req renewRequest) ([]byte, error) {
 			targets = append(targets, m.PeerID)
 		}
 	}
-	for _, s := range a.id.mesh.Peers {
+	for _, s := range a.savedPeers() {
 		if ai, err := parsePeer(s); err == nil {
 			targets = append(targets, ai.ID)
 		}

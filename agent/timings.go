@@ -22,6 +22,10 @@ type Timings struct {
 	// coordinator promotes it; VoterDead how long a voter must have been
 	// dead or gone before it is removed.
 	VoterStable, VoterDead time.Duration
+	// Reconnect is how often a node tries to reach members it sees dead:
+	// after a partition heals, neither side gossips with the other's
+	// "dead" members until someone joins across (serf's reconnect).
+	Reconnect time.Duration
 }
 
 // LANTimings: a dead member is seen in about 2–3 s (memberlist's LAN
@@ -35,6 +39,7 @@ func LANTimings() Timings {
 		HeartbeatTimeout: 500 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond,
 		LeaderLeaseTimeout: 250 * time.Millisecond,
 		VoterStable:        3 * time.Second, VoterDead: 5 * time.Second,
+		Reconnect: 2 * time.Second,
 	}
 }
 
@@ -52,7 +57,7 @@ func LibraryTimings() Timings {
 func TestTimings() Timings {
 	t := LANTimings()
 	t.ProbeInterval, t.ProbeTimeout, t.GossipInterval = 200*time.Millisecond, 100*time.Millisecond, 50*time.Millisecond
-	t.VoterStable, t.VoterDead = 500*time.Millisecond, 1500*time.Millisecond
+	t.VoterStable, t.VoterDead, t.Reconnect = 500*time.Millisecond, 1500*time.Millisecond, 500*time.Millisecond
 	return t
 }
 

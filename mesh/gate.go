@@ -69,6 +69,7 @@ type Gate struct {
 	cert     *ca.Certificate
 	peers    map[peer.ID]*ca.Certificate
 	stale    map[peer.ID]bool // peers whose certificate stopped verifying
+	blocked  func(peer.ID) bool
 	inflight map[peer.ID]*handshake
 }
 
@@ -424,7 +425,30 @@ func (g *Gate) Disconnect(peers ...peer.ID) {
 }
 
 func (g *Gate) revoked(p peer.ID) bool {
-	return g.cfg.Revoked != nil && g.cfg.Revoked(p)
+	if g.cfg.Revoked != nil && g.cfg.Revoked(p) {
+		return true
+	}
+	g.mu.Lock()
+	blocked := g.blocked
+	g.mu.Unlock()
+	return blocked != nil && blocked(p)
+}
+
+// SetBlocked makes the gate treat peers for which blocked returns true as
+// unreachable: no connection either way, existing ones closed. It is how
+// in-process tests cut the network (nil heals).
+func (g *Gate) SetBlocked(blocked func(peer.ID) bool) {
+	g.mu.Lock()
+	g.blocked = blocked
+	g.mu.Unlock()
+	if blocked == nil || g.host == nil {
+		return
+	}
+	for _, p := range g.host.Network().Peers() {
+		if blocked(p) {
+			g.Disconnect(p)
+		}
+	}
 }
 
 // The gate is also the host's connection gater: a revoked peer cannot even

@@ -98,8 +98,11 @@ type Gossip struct {
 	wg     sync.WaitGroup
 }
 
-// StartGossip creates the memberlist and starts gossiping (not yet joined).
-func StartGossip(cfg GossipConfig) (*Gossip, error) {
+// NewGossip validates cfg and allocates; nothing runs until Start.
+func NewGossip(cfg GossipConfig) (*Gossip, error) {
+	if cfg.Transport == nil || cfg.Meta == nil {
+		return nil, fmt.Errorf("gossip: transport and meta are required")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -112,27 +115,48 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 		notify:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
+	g.broadcasts = &memberlist.TransmitLimitedQueue{NumNodes: g.numAlive, RetransmitMult: 3}
+	return g, nil
+}
+
+// Start creates the memberlist (this node alone until Join) and the
+// notifier goroutine. Call once.
+func (g *Gossip) Start() error {
 	mc := memberlist.DefaultLANConfig()
-	mc.Name = h.ID().String()
-	mc.Transport = cfg.Transport
-	if cfg.ProbeInterval > 0 {
-		mc.ProbeInterval = cfg.ProbeInterval
-		mc.ProbeTimeout = cfg.ProbeTimeout
-		mc.SuspicionMult = cfg.SuspicionMult
-		mc.GossipInterval = cfg.GossipInterval
+	mc.Name = g.self.String()
+	mc.Transport = g.cfg.Transport
+	if g.cfg.ProbeInterval > 0 {
+		mc.ProbeInterval = g.cfg.ProbeInterval
+		mc.ProbeTimeout = g.cfg.ProbeTimeout
+		mc.SuspicionMult = g.cfg.SuspicionMult
+		mc.GossipInterval = g.cfg.GossipInterval
 	}
 	mc.Delegate = &gossipDelegate{g}
 	mc.Events = &gossipEvents{g}
-	mc.LogOutput = memberlistLog{cfg.Logger.With("component", "gossip")}
-	ml, err := memberlist.Create(mc)
-	if err != nil {
-		return nil, fmt.Errorf("memberlist: %w", err)
-	}
-	g.ml = ml
-	g.broadcasts = &memberlist.TransmitLimitedQueue{NumNodes: ml.NumMembers, RetransmitMult: 3}
+	mc.LogOutput = memberlistLog{g.cfg.Logger.With("component", "gossip")}
 	g.wg.Add(1)
 	go g.notifier()
-	return g, nil
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		close(g.done)
+		g.wg.Wait()
+		return fmt.Errorf("memberlist: %w", err)
+	}
+	g.ml = ml
+	return nil
+}
+
+// numAlive counts alive members, for the broadcast queue's retransmit limit.
+func (g *Gossip) numAlive() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, m := range g.members {
+		if m.State == "alive" {
+			n++
+		}
+	}
+	return max(n, 1)
 }
 
 // Join contacts members; it succeeds if at least one answered.
@@ -235,7 +259,10 @@ func (g *Gossip) Close() error {
 		return nil
 	default:
 	}
-	err := g.ml.Shutdown()
+	var err error
+	if g.ml != nil {
+		err = g.ml.Shutdown()
+	}
 	close(g.done)
 	g.wg.Wait()
 	return err

@@ -1,0 +1,124 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/palyra-mesh/palyra/api"
+	"github.com/palyra-mesh/palyra/testutil"
+)
+
+// leakOptions ignores goroutines that libraries start once per process and
+// never stop (not per agent), and memberlist's probe, which Shutdown does not
+// wait for: it ends when its ack timer fires.
+var leakOptions = []goleak.Option{
+	goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+	goleak.IgnoreTopFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+	goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+	goleak.IgnoreAnyFunction("github.com/libp2p/go-libp2p/p2p/transport/tcpreuse/internal/sampledconn.init"),
+}
+
+func verifyNoLeaks(t *testing.T) {
+	t.Helper()
+	t.Cleanup(func() { goleak.VerifyNone(t, leakOptions...) })
+}
+
+func newTicket(t *testing.T, c *testutil.Cluster, i int) (*api.Ticket, error) {
+	t.Helper()
+	return c.Client(i).CreateTicket(context.Background(), api.TicketRequest{TTL: "1m"})
+}
+
+// TestClusterFailover: three voters; the coordinator crashes; another takes
+// over and takes writes through any member; the old one returns as a
+// follower.
+func TestClusterFailover(t *testing.T) {
+	verifyNoLeaks(t)
+	c := testutil.NewCluster(t, 3)
+	c.WaitVoters(0, 3)
+	old := c.WaitCoordinator(0, 1, 2)
+	c.Stop(old)
+	coord := c.WaitCoordinator(c.Running()...)
+	if coord == old {
+		t.Fatalf("coordinator still node%d", old)
+	}
+	for _, i := range c.Running() {
+		if _, err := newTicket(t, c, i); err != nil {
+			t.Fatalf("write through node%d after failover: %v", i, err)
+		}
+	}
+	c.Restart(old)
+	c.WaitConverged()
+	if got := c.WaitCoordinator(0, 1, 2); got != coord {
+		t.Fatalf("coordinator moved from node%d to node%d when node%d returned", coord, got, old)
+	}
+}
+
+// TestClusterPartition: five voters cut 3|2; the minority refuses writes
+// saying why and still answers reads; after healing, one coordinator.
+func TestClusterPartition(t *testing.T) {
+	verifyNoLeaks(t)
+	c := testutil.NewCluster(t, 5)
+	c.WaitVoters(0, 5)
+	c.WaitCoordinator(0, 1, 2, 3, 4)
+	c.Partition([]int{0, 1, 2}, []int{3, 4})
+	c.WaitCoordinator(0, 1, 2)
+	if _, err := newTicket(t, c, 1); err != nil {
+		t.Fatalf("majority write: %v", err)
+	}
+	for _, i := range []int{3, 4} {
+		testutil.Eventually(t, testutilWait, "minority refuses writes", func() error {
+			_, err := newTicket(t, c, i)
+			var ae *api.Error
+			if !errors.As(err, &ae) || ae.Status != 503 || !strings.Contains(ae.Message, "no quorum: 2 of 5 voters reachable") {
+				return errors.New("got " + errString(err))
+			}
+			return nil
+		})
+		if s := c.Status(i); s.Quorum || s.Coordinator != nil {
+			t.Fatalf("node%d claims quorum %v coordinator %v", i, s.Quorum, s.Coordinator)
+		}
+	}
+	c.Heal()
+	c.WaitConverged()
+	c.WaitVoters(0, 5)
+}
+
+// TestClusterRevoke: a revoked node is cut off by everyone, also after the
+// coordinator changes.
+func TestClusterRevoke(t *testing.T) {
+	verifyNoLeaks(t)
+	c := testutil.NewCluster(t, 4)
+	c.WaitVoters(0, 3)
+	if _, err := c.Client(0).Revoke(context.Background(), "node3"); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 1, 2} {
+		testutil.Eventually(t, testutilWait, "node3 revoked everywhere", func() error {
+			for _, m := range c.Status(i).Members {
+				if m.Name == "node3" && !m.Revoked {
+					return errors.New("node3 not revoked on a member")
+				}
+			}
+			return nil
+		})
+	}
+	if _, err := newTicket(t, c, 3); err == nil {
+		t.Fatal("the revoked node still reaches the coordinator")
+	}
+	if _, err := c.Client(1).Revoke(context.Background(), "node0"); err == nil || !strings.Contains(err.Error(), "lacks permission") {
+		t.Fatalf("a plain node revoked the founder: %v", err)
+	}
+}
+
+const testutilWait = 20e9 // 20 s
+
+func errString(err error) string {
+	if err == nil {
+		return "success"
+	}
+	return err.Error()
+}
