@@ -197,7 +197,9 @@ func TestFailover(t *testing.T) {
 	}
 
 	// kill -9 every node, restart them all: the mesh re-forms by itself,
-	// with the same registry and the revocation still in force.
+	// with the same registry, the revocation still in force and a PIN made
+	// before the crash still valid.
+	pending := nodes[2].pair()
 	for _, n := range nodes {
 		n.kill()
 	}
@@ -211,6 +213,9 @@ func TestFailover(t *testing.T) {
 			t.Fatalf("registry on %s after restart: %s, want %s", n.name, got, want)
 		}
 	}
+	g := newNode(t, "golf")
+	g.startOK("--pin", pending.PIN, "--peer", nodes[3].addr())
+	waitAllAlive(t, append(others, g))
 	f.start()
 	waitFor(t, 20*time.Second, "revoked foxtrot still refused after restart", func() error {
 		s := others[0].quietStatus()

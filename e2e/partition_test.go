@@ -78,3 +78,15 @@ func TestPartition(t *testing.T) {
 	f.startOK("--pin", tk.PIN, "--peer", nodes[4].addr())
 	waitAllAlive(t, append(nodes, f))
 }
+
+// TestMDNSJoin: on a LAN (a lab of namespaces), `palyra agent --pin` with no
+// --peer finds a member by mDNS.
+func TestMDNSJoin(t *testing.T) {
+	requireNetLab(t)
+	lab := newNetLab(t, 2)
+	a, b := newNetNode(t, lab, 0, "alpha"), newNetNode(t, lab, 1, "bravo")
+	a.startOK("--init", "--no-mdns=false")
+	waitCoordinator(t, []*node{a})
+	b.startOK("--pin", a.pair().PIN, "--no-mdns=false")
+	waitAllAlive(t, []*node{a, b})
+}
