@@ -5,6 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X github.com/palyra-mesh/palyra/cli.Version=$(VERSION)
 FUZZTIME  ?= 10s
 BENCHRUNS ?= 5
+BENCHTRIALS ?= 10
 
 .PHONY: build run test bench fuzz lint tidy check clean
 
@@ -19,8 +20,8 @@ test:
 	$(GO) test -race -count=1 ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./...
-	PALYRA_BENCH_RUNS=$(BENCHRUNS) $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./e2e/
+	$(GO) test -run '^$$' -bench . -count 1 $$($(GO) list ./... | grep -v /e2e)
+	PALYRA_BENCH_RUNS=$(BENCHRUNS) PALYRA_BENCH_TRIALS=$(BENCHTRIALS) $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./e2e/
 
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \

@@ -1,158 +1,92 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"text/tabwriter"
 
 	ucli "github.com/urfave/cli/v2"
+
+	"github.com/palyra-mesh/palyra/api"
+	"github.com/palyra-mesh/palyra/client"
 )
 
 func nodesCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "nodes",
-		Usage: "list, show, approve or reject nodes",
+		Usage: "list, show, approve, reject or revoke nodes",
 		Subcommands: []*ucli.Command{
 			{
-				Name:  "list",
-				Usage: "list the nodes of the mesh",
-				Flags: clientFlags(),
-				Action: func(c *ucli.Context) error {
-					if err := noArgs(c); err != nil {
-						return err
-					}
-					cl, err := newClient(c)
-					if err != nil {
-						return err
-					}
-					ctx, cancel := cmdContext(c)
-					defer cancel()
-					nodes, err := cl.Nodes(ctx)
-					if err != nil {
-						return err
-					}
-					if c.Bool("json") {
-						return printJSON(c, map[string]any{"nodes": nodes})
-					}
-					tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "NAME\tSTATE\tROLES\tREVOKED\tCERT EXPIRES\tPEER ID")
-					for _, n := range nodes {
-						exp := "-"
-						if !n.CertExpiresAt.IsZero() {
-							exp = n.CertExpiresAt.Local().Format("2006-01-02 15:04")
-						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\n", n.Name, n.State, joinRoles(n.Roles), n.Revoked, exp, n.PeerID)
-					}
-					return tw.Flush()
-				},
+				Name:   "list",
+				Usage:  "list the nodes of the mesh",
+				Flags:  clientFlags(),
+				Action: clientAction(false, listNodes, printNodes),
 			},
 			{
 				Name:      "show",
 				Usage:     "show one node with its certificate",
 				ArgsUsage: "NAME",
 				Flags:     clientFlags(),
-				Action: func(c *ucli.Context) error {
-					name, err := oneArg(c)
-					if err != nil {
-						return err
-					}
-					cl, err := newClient(c)
-					if err != nil {
-						return err
-					}
-					ctx, cancel := cmdContext(c)
-					defer cancel()
-					n, err := cl.Node(ctx, name)
-					if err != nil {
-						return err
-					}
-					if c.Bool("json") {
-						return printJSON(c, n)
-					}
-					w := c.App.Writer
-					fmt.Fprintf(w, "name:        %s\npeer id:     %s\nstate:       %s\nroles:       %s\nrevoked:     %v\n", n.Name, n.PeerID, n.State, joinRoles(n.Roles), n.Revoked)
-					if !n.CertExpiresAt.IsZero() {
-						fmt.Fprintf(w, "cert until:  %s\n", n.CertExpiresAt.Local().Format("2006-01-02 15:04:05"))
-					}
-					if n.RelayedBy != "" {
-						fmt.Fprintf(w, "paired via:  %s\n", n.RelayedBy)
-					}
-					for _, a := range n.Addrs {
-						fmt.Fprintf(w, "address:     %s\n", a)
-					}
-					fmt.Fprint(w, n.CertPEM)
-					return nil
-				},
+				Action: clientAction(true, func(ctx context.Context, cl *client.Client, name string, _ *ucli.Context) (*api.Node, error) {
+					return cl.Node(ctx, name)
+				}, printNode),
 			},
-			decideCommand("approve", true),
-			decideCommand("reject", false),
-			revokeCommand(),
+			decideCommand("approve", "approve a join that waits for approval", func(ctx context.Context, cl *client.Client, name string) (*api.Decision, error) {
+				return cl.Decide(ctx, name, true)
+			}),
+			decideCommand("reject", "reject a join that waits for approval", func(ctx context.Context, cl *client.Client, name string) (*api.Decision, error) {
+				return cl.Decide(ctx, name, false)
+			}),
+			decideCommand("revoke", "revoke a node: every member refuses it from now on, for good", func(ctx context.Context, cl *client.Client, name string) (*api.Decision, error) {
+				return cl.Revoke(ctx, name)
+			}),
 		},
 	}
 }
 
-func decideCommand(name string, approve bool) *ucli.Command {
+func listNodes(ctx context.Context, cl *client.Client, _ string, _ *ucli.Context) (api.NodeList, error) {
+	nodes, err := cl.Nodes(ctx)
+	return api.NodeList{Nodes: nodes}, err
+}
+
+func printNodes(w io.Writer, l api.NodeList) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tROLES\tREVOKED\tCERT EXPIRES\tPEER ID")
+	for _, n := range l.Nodes {
+		exp := "-"
+		if !n.CertExpiresAt.IsZero() {
+			exp = n.CertExpiresAt.Local().Format("2006-01-02 15:04")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\n", n.Name, n.State, joinRoles(n.Roles), n.Revoked, exp, n.PeerID)
+	}
+	return tw.Flush()
+}
+
+func printNode(w io.Writer, n *api.Node) error {
+	fmt.Fprintf(w, "name:        %s\npeer id:     %s\nstate:       %s\nroles:       %s\nrevoked:     %v\n", n.Name, n.PeerID, n.State, joinRoles(n.Roles), n.Revoked)
+	if !n.CertExpiresAt.IsZero() {
+		fmt.Fprintf(w, "cert until:  %s\n", n.CertExpiresAt.Local().Format("2006-01-02 15:04:05"))
+	}
+	if n.RelayedBy != "" {
+		fmt.Fprintf(w, "paired via:  %s\n", n.RelayedBy)
+	}
+	for _, a := range n.Addrs {
+		fmt.Fprintf(w, "address:     %s\n", a)
+	}
+	_, err := fmt.Fprint(w, n.CertPEM)
+	return err
+}
+
+// decideCommand is a `nodes VERB NAME` command answering a decision.
+func decideCommand(verb, usage string, do func(ctx context.Context, cl *client.Client, name string) (*api.Decision, error)) *ucli.Command {
 	return &ucli.Command{
-		Name:      name,
-		Usage:     name + " a join that waits for approval",
+		Name:      verb,
+		Usage:     usage,
 		ArgsUsage: "NAME",
 		Flags:     clientFlags(),
-		Action: func(c *ucli.Context) error {
-			node, err := oneArg(c)
-			if err != nil {
-				return err
-			}
-			cl, err := newClient(c)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(c)
-			defer cancel()
-			d, err := cl.Decide(ctx, node, approve)
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				return printJSON(c, d)
-			}
-			fmt.Fprintf(c.App.Writer, "%s: %s\n", d.Name, d.Decision)
-			return nil
-		},
-	}
-}
-
-func oneArg(c *ucli.Context) (string, error) {
-	if c.Args().Len() != 1 {
-		return "", usagef("%s needs exactly one NAME", c.Command.FullName())
-	}
-	return c.Args().First(), nil
-}
-
-func revokeCommand() *ucli.Command {
-	return &ucli.Command{
-		Name:      "revoke",
-		Usage:     "revoke a node: every member refuses it from now on, for good",
-		ArgsUsage: "NAME",
-		Flags:     clientFlags(),
-		Action: func(c *ucli.Context) error {
-			node, err := oneArg(c)
-			if err != nil {
-				return err
-			}
-			cl, err := newClient(c)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(c)
-			defer cancel()
-			d, err := cl.Revoke(ctx, node)
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				return printJSON(c, d)
-			}
-			fmt.Fprintf(c.App.Writer, "%s: %s\n", d.Name, d.Decision)
-			return nil
-		},
+		Action: clientAction(true, func(ctx context.Context, cl *client.Client, name string, _ *ucli.Context) (*api.Decision, error) {
+			return do(ctx, cl, name)
+		}, func(w io.Writer, d *api.Decision) error { return printDecision(w, d.Name, d.Decision) }),
 	}
 }
