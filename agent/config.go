@@ -111,6 +111,11 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--peer %q: %w", p, err))
 		}
 	}
+	if c.PIN != "" {
+		if _, _, err := parseJoinInput(c.PIN); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.Init && c.PIN != "" {
 		errs = append(errs, errors.New("--init and --pin exclude each other"))
 	}

@@ -26,7 +26,24 @@ func usagef(format string, args ...any) error {
 
 // Main runs the command line and returns the process exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
-	app := &ucli.App{
+	app := newApp(stdout, stderr)
+	err := app.Run(interspersed(app, args))
+	if err == nil {
+		if len(args) > 1 && !strings.HasPrefix(args[1], "-") && app.Command(args[1]) == nil {
+			return 2
+		}
+		return 0
+	}
+	fmt.Fprintf(stderr, "palyra: %s\n", oneLine(err.Error()))
+	var ue usageError
+	if errors.As(err, &ue) || strings.Contains(err.Error(), "flag provided but not defined") || strings.HasPrefix(err.Error(), "invalid value") {
+		return 2
+	}
+	return 1
+}
+
+func newApp(stdout, stderr io.Writer) *ucli.App {
+	return &ucli.App{
 		Name:      "palyra",
 		Usage:     "a peer-to-peer mesh agent",
 		Version:   Version,
@@ -47,19 +64,6 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		},
 		ExitErrHandler: func(*ucli.Context, error) {},
 	}
-	err := app.Run(interspersed(app, args))
-	if err == nil {
-		if len(args) > 1 && !strings.HasPrefix(args[1], "-") && app.Command(args[1]) == nil {
-			return 2
-		}
-		return 0
-	}
-	fmt.Fprintf(stderr, "palyra: %s\n", oneLine(err.Error()))
-	var ue usageError
-	if errors.As(err, &ue) || strings.Contains(err.Error(), "flag provided but not defined") || strings.HasPrefix(err.Error(), "invalid value") {
-		return 2
-	}
-	return 1
 }
 
 func oneLine(s string) string {

@@ -92,6 +92,9 @@ func (c *Cluster) start(i int) {
 	}
 }
 
+// DataDir returns agent i's data dir.
+func (c *Cluster) DataDir(i int) string { return c.cfgs[i].DataDir }
+
 // Size is the number of agents.
 func (c *Cluster) Size() int { return len(c.agents) }
 
