@@ -320,7 +320,8 @@ func (a *Agent) listTickets() api.TicketList {
 	out := api.TicketList{Tickets: []api.TicketRecord{}}
 	now := time.Now()
 	a.fsm.Read(func(s *control.State) {
-		for _, t := range s.Tickets {
+		for _, full := range s.Tickets {
+			t := full.Public() // never the PIN
 			state := string(t.State)
 			if errors.Is(t.Usable(now), ca.ErrTicketExpired) {
 				state = "expired"

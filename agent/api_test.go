@@ -23,8 +23,8 @@ func TestAPIBadInput(t *testing.T) {
 	}
 	tests := []struct {
 		name, method, path, token, body string
-		status                           int
-		code                             string
+		status                          int
+		code                            string
 	}{
 		{"no credential", "GET", "/api/v1/status", "", "", 401, "unauthenticated"},
 		{"wrong credential", "GET", "/api/v1/status", "palyra_local_wrong", "", 401, "unauthenticated"},

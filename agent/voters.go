@@ -28,6 +28,9 @@ const (
 	maxVoters = 5
 	// reconcileEvery paces the coordinator's voter reconciliation.
 	reconcileEvery = time.Second
+	// valueLogGCEvery paces badger's value-log garbage collection (raft
+	// deletes compacted log entries; their space comes back only this way).
+	valueLogGCEvery = 10 * time.Minute
 )
 
 // raftNode is this node's running raft and its store.
@@ -123,6 +126,7 @@ func (a *Agent) raftLoop() {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var lastReconcile time.Time
+	lastGC := time.Now()
 	for {
 		r := a.raft()
 		var leaderCh <-chan bool
@@ -143,6 +147,12 @@ func (a *Agent) raftLoop() {
 					lastReconcile = time.Now()
 					a.reconcileVoters(r)
 				}
+			}
+		}
+		if r != nil && time.Since(lastGC) >= valueLogGCEvery {
+			lastGC = time.Now()
+			if err := r.store.RunGC(); err != nil {
+				a.log.Warn("raft store garbage collection", "err", err)
 			}
 		}
 		a.publishRaftMeta(r)

@@ -81,11 +81,6 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
-// Health checks /healthz.
-func (c *Client) Health(ctx context.Context) error {
-	return c.do(ctx, http.MethodGet, "/healthz", nil, nil)
-}
-
 // Status returns the mesh as this agent sees it.
 func (c *Client) Status(ctx context.Context) (*api.Status, error) {
 	var s api.Status

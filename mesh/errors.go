@@ -10,6 +10,4 @@ var (
 	ErrRevoked = errors.New("peer revoked")
 	// ErrNoCoordinator is returned when no coordinator is known or reachable.
 	ErrNoCoordinator = errors.New("no coordinator reachable")
-	// ErrClosed is returned by calls on a closed part.
-	ErrClosed = errors.New("closed")
 )

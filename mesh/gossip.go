@@ -192,17 +192,6 @@ func (g *Gossip) Members() []Member {
 	return out
 }
 
-// Member returns one member by peer ID.
-func (g *Gossip) Member(p peer.ID) (Member, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	m, ok := g.members[p]
-	if !ok {
-		return Member{}, false
-	}
-	return *m, true
-}
-
 // Broadcast spreads msg to every member by gossip. A later broadcast with
 // the same key replaces one not yet fully sent.
 func (g *Gossip) Broadcast(key string, msg []byte) {
