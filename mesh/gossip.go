@@ -48,6 +48,9 @@ func (m Meta) encode(limit int) []byte {
 	}
 }
 
+// ReapAfter is how long a dead or left member stays listed.
+const ReapAfter = 24 * time.Hour
+
 // Member is one member as this node sees it.
 type Member struct {
 	PeerID peer.ID
@@ -185,7 +188,12 @@ func (g *Gossip) Members() []Member {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	out := make([]Member, 0, len(g.members))
-	for _, m := range g.members {
+	for id, m := range g.members {
+		// Like serf's reap: members gone for a day are forgotten.
+		if (m.State == "dead" || m.State == "left") && time.Since(m.Since) > ReapAfter {
+			delete(g.members, id)
+			continue
+		}
 		out = append(out, *m)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Meta.Name < out[j].Meta.Name })
