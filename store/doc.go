@@ -1,20 +1,18 @@
 // Package store is the durable local storage of a palyra agent: the raft
-// log and stable store behind the coordinator election (DESIGN.md §4) and a
-// small key/value namespace for the agent's local settings, in one badger
-// database under the data dir (DESIGN.md §6).
+// log and stable store behind the coordinator election (DESIGN.md §4), in
+// one badger database under the data dir (DESIGN.md §6).
 //
 // # What lives where
 //
 //	store.go   Config, Open, Close, RunGC, badger tuning, slog adapter
 //	raft.go    raft.LogStore and raft.StableStore on *Store
 //	codec.go   binary encoding of raft.Log (versioned, fuzzed)
-//	kv.go      KV, the settings namespace (Store.KV)
 //	errors.go  sentinel errors
 //
 // # Key layout
 //
-// Every key starts with a two-byte namespace prefix, so raft data and
-// settings never collide and each namespace is scanned alone:
+// Every key starts with a two-byte namespace prefix, so the raft log and
+// the stable store never collide and each namespace is scanned alone:
 //
 //	l/<index: 8 bytes, big-endian>  raft log entry (codec.go). Big-endian makes
 //	                                key order index order: FirstIndex and
@@ -22,14 +20,13 @@
 //	s/<key>                         raft stable store: CurrentTerm,
 //	                                LastVoteTerm (uint64, 8 bytes big-endian),
 //	                                LastVoteCand.
-//	k/<key>                         local settings (KV).
 //
 // # Durability
 //
 // The database is opened with badger's SyncWrites: every commit fsyncs the
 // write-ahead log (and the value log when a value went there) before it
-// returns. So StoreLog, StoreLogs, DeleteRange, Set, SetUint64, KV.Put and
-// KV.Delete survive kill -9 or a power cut once they have returned nil.
+// returns. So StoreLog, StoreLogs, DeleteRange, Set and SetUint64 survive
+// kill -9 or a power cut once they have returned nil.
 // Raft requires this: a node that acknowledges an entry or a vote and then
 // forgets it can elect two leaders or lose committed entries. The other
 // choice, unsynced writes plus a periodic Sync, is faster but opens exactly

@@ -3,8 +3,8 @@ package store
 import "errors"
 
 var (
-	// ErrNotFound is returned when a key is absent: bare by the raft
-	// StableStore methods (Get, GetUint64) and wrapped with the key by KV.Get.
+	// ErrNotFound is returned, bare, by the raft StableStore methods (Get,
+	// GetUint64) when a key is absent.
 	//
 	// Its message is exactly "not found" on purpose: hashicorp/raft recognises
 	// a fresh stable store by comparing err.Error() == "not found" (NewRaft,

@@ -391,28 +391,31 @@ func TestStableStore(t *testing.T) {
 	}
 }
 
-// TestNamespaces checks that raft data and settings under equal names do
-// not see each other.
+// TestNamespaces checks that the stable store and the raft log do not see
+// each other.
 func TestNamespaces(t *testing.T) {
 	s := openMem(t)
 	if err := s.Set([]byte("x"), []byte("stable")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.KV().Get("x"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("KV sees the stable store: %v", err)
-	}
-	if err := s.KV().Put("x", []byte("kv")); err != nil {
-		t.Fatal(err)
-	}
-	if v, err := s.Get([]byte("x")); err != nil || string(v) != "stable" {
-		t.Fatalf("stable Get(x) = %q, %v", v, err)
-	}
 	checkIndexes(t, s, 0, 0)
-	// A KV key that looks like a log key stays a KV key.
-	if err := s.KV().Put(string(logKey(5)), []byte("kv")); err != nil {
+	// A stable key that looks like a log key stays a stable key.
+	key := logKey(5)
+	if err := s.Set(key, []byte("stable")); err != nil {
 		t.Fatal(err)
 	}
 	checkIndexes(t, s, 0, 0)
+	checkMissing(t, s, 5)
+	// And a log entry does not show through the stable store.
+	if err := s.StoreLog(&raft.Log{Index: 7, Data: []byte("log")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(logKey(7)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("stable Get(logKey(7)) = %v, want ErrNotFound", err)
+	}
+	if v, err := s.Get(key); err != nil || string(v) != "stable" {
+		t.Fatalf("stable Get(logKey(5)) = %q, %v; want stable", v, err)
+	}
 }
 
 // BenchmarkStoreLogs measures synced appends of raft-sized batches on disk.

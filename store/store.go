@@ -12,20 +12,20 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// Key prefixes: one per namespace, so raft data and settings never collide
-// and each namespace is scanned alone (see the package doc for the layout).
+// Key prefixes: one per namespace, so the raft log and the stable store
+// never collide and each namespace is scanned alone (see the package doc for
+// the layout).
 const (
 	prefixLog    = "l/"
 	prefixStable = "s/"
-	prefixKV     = "k/"
 )
 
 const (
-	// MaxKeySize is the longest KV or stable-store key accepted, in bytes.
+	// MaxKeySize is the longest stable-store key accepted, in bytes.
 	MaxKeySize = 1 << 10
 
-	// MaxValueSize is the largest value (KV value, stable value, or encoded
-	// log entry) an on-disk store accepts, in bytes. It stays below
+	// MaxValueSize is the largest value (stable value or encoded log entry)
+	// an on-disk store accepts, in bytes. It stays below
 	// valueLogFileSize, badger's own limit, so one value never fills a
 	// value-log file by itself.
 	MaxValueSize = 16 << 20
@@ -92,9 +92,8 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Store is a badger database holding the raft log, the raft stable store
-// and the agent's local settings. It implements raft.LogStore and
-// raft.StableStore; KV gives the settings namespace.
+// Store is a badger database holding the raft log and the raft stable
+// store. It implements raft.LogStore and raft.StableStore.
 //
 // A Store is safe for concurrent use. Close waits for operations in flight;
 // every method called after Close returns ErrClosed.
@@ -171,7 +170,8 @@ func badgerOptions(cfg Config) badger.Options {
 }
 
 // preparePrivateDir creates dir with mode 0700, or tightens an existing one
-// to 0700: it holds the raft log and settings, readable by the agent alone.
+// to 0700: it holds the raft log and stable store, readable by the agent
+// alone.
 func preparePrivateDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create store dir: %w", err)
@@ -287,7 +287,7 @@ func (s *Store) getValue(key []byte) ([]byte, error) {
 	return val, nil
 }
 
-// checkKeyValue validates a KV or stable-store key and value.
+// checkKeyValue validates a stable-store key and value.
 func (s *Store) checkKeyValue(key []byte, value []byte) error {
 	if err := checkKey(key); err != nil {
 		return err

@@ -146,7 +146,6 @@ func TestClosedStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv := s.KV()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,9 +161,6 @@ func TestClosedStore(t *testing.T) {
 		"Get":         func() error { _, err := s.Get([]byte("k")); return err },
 		"SetUint64":   func() error { return s.SetUint64([]byte("k"), 1) },
 		"GetUint64":   func() error { _, err := s.GetUint64([]byte("k")); return err },
-		"KV.Get":      func() error { _, err := kv.Get("k"); return err },
-		"KV.Put":      func() error { return kv.Put("k", nil) },
-		"KV.Delete":   func() error { return kv.Delete("k") },
 		"RunGC":       s.RunGC,
 	}
 	for name, op := range ops {
@@ -226,9 +222,6 @@ func TestPersistence(t *testing.T) {
 	if err := s.Set([]byte("LastVoteCand"), []byte("node-a")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.KV().Put("node.name", []byte("gpu-1")); err != nil {
-		t.Fatal(err)
-	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -247,9 +240,6 @@ func TestPersistence(t *testing.T) {
 	}
 	if v, err := s.Get([]byte("LastVoteCand")); err != nil || string(v) != "node-a" {
 		t.Fatalf("Get(LastVoteCand) = %q, %v; want node-a", v, err)
-	}
-	if v, err := s.KV().Get("node.name"); err != nil || string(v) != "gpu-1" {
-		t.Fatalf("KV.Get(node.name) = %q, %v; want gpu-1", v, err)
 	}
 }
 
