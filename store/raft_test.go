@@ -436,3 +436,25 @@ func BenchmarkStoreLogs(b *testing.B) {
 		})
 	}
 }
+
+func TestStableLimitsAndCopies(t *testing.T) {
+	s := openMem(t)
+	if err := s.Set(bytes.Repeat([]byte("k"), MaxKeySize+1), []byte("v")); !errors.Is(err, ErrInvalidKey) {
+		t.Fatalf("oversized key: %v", err)
+	}
+	if err := s.Set([]byte("big"), make([]byte, MaxInMemoryValueSize+1)); !errors.Is(err, ErrValueTooLarge) {
+		t.Fatalf("oversized value: %v", err)
+	}
+	if err := s.Set([]byte("k"), []byte("value")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get([]byte("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got[0] = 'X' // the caller owns what Get returns
+	again, err := s.Get([]byte("k"))
+	if err != nil || string(again) != "value" {
+		t.Fatalf("Get after changing a returned value: %q, %v", again, err)
+	}
+}
