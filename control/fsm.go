@@ -100,6 +100,10 @@ var (
 	ErrConflict  = errors.New("conflict")
 	ErrBadCmd    = errors.New("bad command")
 	ErrNoTickets = errors.New("too many open pairing tickets")
+	// ErrNameTaken and ErrRevoked are the conflicts a joiner must be told
+	// apart (both match ErrConflict too).
+	ErrNameTaken = fmt.Errorf("%w: name taken", ErrConflict)
+	ErrRevoked   = fmt.Errorf("%w: revoked", ErrConflict)
 )
 
 // NewCommand encodes a command for raft.Apply.
@@ -229,8 +233,11 @@ func (f *FSM) apply(c Command) (any, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: ticket", ErrNotFound)
 		}
-		if _, taken := st.Nodes[v.Pending.Name]; taken {
-			return nil, fmt.Errorf("%w: node name %q is taken", ErrConflict, v.Pending.Name)
+		if n, taken := st.Nodes[v.Pending.Name]; taken && n.PeerID != v.Pending.PeerID {
+			return nil, fmt.Errorf("%w: node name %q is taken", ErrNameTaken, v.Pending.Name)
+		}
+		if st.Revocations.Revoked(v.Pending.PeerID) {
+			return nil, fmt.Errorf("%w: peer %s is revoked", ErrRevoked, v.Pending.PeerID)
 		}
 		if !t.RequireApproval {
 			return nil, fmt.Errorf("%w: ticket %s does not need approval", ErrConflict, t.ID)
@@ -314,7 +321,7 @@ func (f *FSM) apply(c Command) (any, error) {
 			return nil, fmt.Errorf("%w: no node %q with that peer", ErrNotFound, v.Name)
 		}
 		if n.Revoked {
-			return nil, fmt.Errorf("%w: %q is revoked", ErrConflict, v.Name)
+			return nil, fmt.Errorf("%w: %q is revoked", ErrRevoked, v.Name)
 		}
 		n.CertPEM, n.Serial, n.CertExpiresAt = v.CertPEM, v.Serial, v.ExpiresAt
 		return nil, nil
@@ -329,10 +336,10 @@ func (f *FSM) apply(c Command) (any, error) {
 			return nil, fmt.Errorf("%w: ticket", ErrNotFound)
 		}
 		if old, taken := st.Nodes[v.Node.Name]; taken && old.PeerID != v.Node.PeerID {
-			return nil, fmt.Errorf("%w: node name %q is taken", ErrConflict, v.Node.Name)
+			return nil, fmt.Errorf("%w: node name %q is taken", ErrNameTaken, v.Node.Name)
 		}
 		if st.Revocations.Revoked(v.Node.PeerID) {
-			return nil, fmt.Errorf("%w: peer %s is revoked", ErrConflict, v.Node.PeerID)
+			return nil, fmt.Errorf("%w: peer %s is revoked", ErrRevoked, v.Node.PeerID)
 		}
 		if p, ok := st.Pending[v.Node.Name]; ok && p.Ticket == t.ID {
 			if p.Decision != "approved" {

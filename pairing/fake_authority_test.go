@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/palyra-mesh/palyra/ca"
@@ -25,134 +26,147 @@ import (
 // testMeshID is the mesh every test coordinator runs.
 const testMeshID = "test-mesh"
 
-// fakeAuthority is an in-memory Authority. Its writes apply the rules of
-// control's FSM (pair.fail, pair.pending, pair.decide, pair.complete) and
-// its reads those of agent's authority (TicketBySlot, NameTaken, Decision),
-// without raft. It is safe for concurrent use.
+// founderName is the node that founded the test mesh: the coordinator.
+const founderName = "coordinator"
+
+// fakeAuthority is agent's authority without raft: its state lives in a
+// real control.FSM, founded with control.OpInit, and every write is a
+// control command applied to that FSM as raft applies a committed entry.
+// Reads, Decision and Issue are those of agent's authority. It is safe for
+// concurrent use.
 type fakeAuthority struct {
-	ca    *ca.CA
+	fsm *control.FSM
+	// ca is the mesh CA as the coordinator's identity holds it.
+	ca *ca.CA
+	// now is the coordinator's clock: it stamps every command.
 	now   func() time.Time
 	peers []string
 
-	mu      sync.Mutex
-	tickets map[string]*ca.Ticket
-	nodes   map[string]*control.Node
-	pending map[string]*control.Pending
-	window  ca.FailureWindow
-	// changed is closed at every write, as FSM.Changed.
-	changed chan struct{}
+	// mu serialises the writes, as raft applies one entry at a time.
+	mu    sync.Mutex
+	index uint64
 	// writeErr, when set, fails every replicated write (a lost quorum).
 	writeErr error
 }
 
 var _ Authority = (*fakeAuthority)(nil)
 
+// newFakeAuthority founds a mesh: a new CA, and the founder registered by
+// control.OpInit with a certificate from it.
 func newFakeAuthority(t testing.TB, now func() time.Time) *fakeAuthority {
 	t.Helper()
 	authority, err := ca.New(testMeshID, now(), 24*time.Hour, nil)
 	if err != nil {
 		t.Fatalf("new ca: %v", err)
 	}
-	return &fakeAuthority{
-		ca:      authority,
-		now:     now,
-		peers:   []string{"/ip4/127.0.0.1/udp/4001/quic-v1/p2p/12D3KooWBdmLJjhpgJ9sEBAw7fUnyeHsCFGySVZhP6MXUnpkhcWD"},
-		tickets: make(map[string]*ca.Ticket),
-		nodes:   make(map[string]*control.Node),
-		pending: make(map[string]*control.Pending),
-		changed: make(chan struct{}),
+	keyPEM, err := authority.KeyPEM()
+	if err != nil {
+		t.Fatalf("ca key: %v", err)
 	}
+	founder := newJoiner(t)
+	cert, err := authority.Issue(now(), founder.pub, founderName, []string{"node"}, time.Hour, nil)
+	if err != nil {
+		t.Fatalf("founder certificate: %v", err)
+	}
+	f := &fakeAuthority{
+		fsm:   control.NewFSM(),
+		ca:    authority,
+		now:   now,
+		peers: []string{"/ip4/127.0.0.1/udp/4001/quic-v1/p2p/" + founder.id.String()},
+	}
+	f.mustApply(t, control.OpInit, control.Init{
+		MeshID: testMeshID, CACertPEM: string(authority.CertPEM()), CAKeyPEM: string(keyPEM),
+		Node: control.Node{Name: founderName, PeerID: founder.id.String(), Roles: cert.Roles, CertPEM: string(cert.PEM()),
+			Serial: cert.Serial, CertExpiresAt: cert.NotAfter, JoinedAt: now()},
+	})
+	return f
 }
 
-// commit wakes Decision waiters; f.mu must be held.
-func (f *fakeAuthority) commit() {
-	close(f.changed)
-	f.changed = make(chan struct{})
+// apply is agent's apply: it commits one command, stamped with the
+// coordinator's clock, and returns its result. As there, ctx does not stop
+// a write.
+func (f *fakeAuthority) apply(_ context.Context, op control.Op, v any) (any, error) {
+	return f.applyAt(f.now().UTC(), op, v)
 }
 
-// write runs fn as one replicated write, as FSM.Apply does.
-func (f *fakeAuthority) write(ctx context.Context, fn func(now time.Time) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
+// applyAt commits one command stamped at.
+func (f *fakeAuthority) applyAt(at time.Time, op control.Op, v any) (any, error) {
+	cmd, err := control.NewCommand(op, at, v)
+	if err != nil {
+		return nil, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.writeErr != nil {
-		return f.writeErr
+		return nil, fmt.Errorf("replicate %s: %w", op, f.writeErr)
 	}
-	defer f.commit()
-	return fn(f.now())
+	f.index++
+	res := f.fsm.Apply(&raft.Log{Index: f.index, Term: 1, Type: raft.LogCommand, Data: cmd})
+	if err, ok := res.(error); ok {
+		return nil, err
+	}
+	return res, nil
+}
+
+// mustApply commits one command of a test's setup.
+func (f *fakeAuthority) mustApply(t testing.TB, op control.Op, v any) {
+	t.Helper()
+	if _, err := f.apply(context.Background(), op, v); err != nil {
+		t.Fatalf("%s: %v", op, err)
+	}
+}
+
+// signer is agent's signer: the CA with its key, from the replicated state.
+func (f *fakeAuthority) signer() (*ca.CA, error) {
+	var certPEM, keyPEM string
+	f.fsm.Read(func(s *control.State) { certPEM, keyPEM = s.CACertPEM, s.CAKeyPEM })
+	if keyPEM == "" {
+		return nil, errors.New("the CA key is not in the replicated state yet")
+	}
+	return ca.Load([]byte(certPEM), []byte(keyPEM))
 }
 
 func (f *fakeAuthority) Ticket(slot byte) (ca.Ticket, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var best *ca.Ticket
-	for _, t := range f.tickets {
-		if len(t.PIN) > 0 && t.PIN[0] == slot && (best == nil || t.CreatedAt.After(best.CreatedAt)) {
-			best = t
+	var t ca.Ticket
+	var ok bool
+	f.fsm.Read(func(s *control.State) {
+		if p, found := s.TicketBySlot(slot); found {
+			t, ok = *p, true
 		}
-	}
-	if best == nil {
-		return ca.Ticket{}, false
-	}
-	c := *best
-	c.Roles = slices.Clone(best.Roles)
-	return c, true
+	})
+	return t, ok
 }
 
 func (f *fakeAuthority) CheckRate(now time.Time) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.window.Allow(now)
+	var err error
+	f.fsm.Read(func(s *control.State) { err = s.PairFailures.Allow(now) })
+	return err
 }
 
-// Fail is control.OpPairFail.
 func (f *fakeAuthority) Fail(ctx context.Context, ticketID string) (control.PairFailResult, error) {
-	var res control.PairFailResult
-	err := f.write(ctx, func(now time.Time) error {
-		f.window.Record(now)
-		if t, ok := f.tickets[ticketID]; ok {
-			res.Burned = t.RecordFailure()
-			res.AttemptsLeft = t.AttemptsLeft()
-		}
-		return nil
-	})
-	return res, err
+	res, err := f.apply(ctx, control.OpPairFail, control.PairFail{Ticket: ticketID})
+	if err != nil {
+		return control.PairFailResult{}, err
+	}
+	r, _ := res.(control.PairFailResult)
+	return r, nil
 }
 
-// Park is control.OpPairPending.
 func (f *fakeAuthority) Park(ctx context.Context, p control.Pending) error {
-	return f.write(ctx, func(now time.Time) error {
-		t, ok := f.tickets[p.Ticket]
-		if !ok {
-			return fmt.Errorf("%w: ticket", control.ErrNotFound)
-		}
-		if err := t.Usable(now); err != nil {
-			return err
-		}
-		if _, taken := f.nodes[p.Name]; taken {
-			return fmt.Errorf("%w: node name %q is taken", control.ErrConflict, p.Name)
-		}
-		t.State = ca.TicketPending
-		p.Since = now
-		f.pending[p.Name] = &p
-		return nil
-	})
+	_, err := f.apply(ctx, control.OpPairPending, control.PairPending{Pending: p})
+	return err
 }
 
-// Decision is agent's authority.Decision: it waits for a decision on the
-// pending join, watching every write.
 func (f *fakeAuthority) Decision(ctx context.Context, name string) (bool, error) {
 	for {
-		f.mu.Lock()
-		changed := f.changed
-		p, present := f.pending[name]
-		decision := ""
-		if present {
-			decision = p.Decision
-		}
-		f.mu.Unlock()
+		changed := f.fsm.Changed()
+		var decision string
+		var present bool
+		f.fsm.Read(func(s *control.State) {
+			if p, ok := s.Pending[name]; ok {
+				decision, present = p.Decision, true
+			}
+		})
 		switch {
 		case !present || decision == "rejected":
 			return false, nil
@@ -167,90 +181,50 @@ func (f *fakeAuthority) Decision(ctx context.Context, name string) (bool, error)
 	}
 }
 
-// decide is control.OpPairDecide: what an operator's approval or
-// rejection writes.
-func (f *fakeAuthority) decide(name string, approve bool) error {
-	return f.write(context.Background(), func(time.Time) error {
-		p, ok := f.pending[name]
-		if !ok || p.Decision != "" {
-			return fmt.Errorf("%w: no join of %q waits for approval", control.ErrNotFound, name)
-		}
-		if approve {
-			p.Decision = "approved"
-			return nil
-		}
-		p.Decision = "rejected"
-		if t, ok := f.tickets[p.Ticket]; ok {
-			t.State = ca.TicketRejected
-		}
-		delete(f.pending, name)
-		return nil
-	})
-}
-
-// Abandon is control.OpPairAbandon.
 func (f *fakeAuthority) Abandon(ctx context.Context, name string) error {
-	return f.write(ctx, func(time.Time) error {
-		p, ok := f.pending[name]
-		if !ok {
-			return nil
-		}
-		delete(f.pending, name)
-		if t, ok := f.tickets[p.Ticket]; ok && t.State == ca.TicketPending {
-			t.State = ca.TicketActive
-		}
-		return nil
-	})
+	_, err := f.apply(ctx, control.OpPairAbandon, control.PairAbandon{Name: name})
+	return err
 }
 
-// Complete is control.OpPairComplete.
 func (f *fakeAuthority) Complete(ctx context.Context, ticketID string, n control.Node) error {
-	return f.write(ctx, func(now time.Time) error {
-		t, ok := f.tickets[ticketID]
-		if !ok {
-			return fmt.Errorf("%w: ticket", control.ErrNotFound)
-		}
-		if p, ok := f.pending[n.Name]; ok {
-			if p.Ticket != t.ID || p.Decision != "approved" {
-				return fmt.Errorf("%w: join of %q is not approved", control.ErrConflict, n.Name)
-			}
-			delete(f.pending, n.Name)
-		} else if err := t.Usable(now); err != nil {
-			return err
-		}
-		if old, taken := f.nodes[n.Name]; taken && old.PeerID != n.PeerID {
-			return fmt.Errorf("%w: node name %q is taken", control.ErrConflict, n.Name)
-		}
-		t.State = ca.TicketUsed
-		t.UsedAt, t.UsedBy, t.UsedByPeer, t.RelayedBy = now, n.Name, n.PeerID, n.RelayedBy
-		n.JoinedAt = now
-		f.nodes[n.Name] = &n
-		return nil
-	})
+	_, err := f.apply(ctx, control.OpPairComplete, control.PairComplete{Ticket: ticketID, Node: n})
+	return err
 }
 
 func (f *fakeAuthority) NameTaken(name, peerID string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if n, ok := f.nodes[name]; ok && n.PeerID != peerID {
-		return true
-	}
-	if p, ok := f.pending[name]; ok && p.PeerID != peerID && p.Decision != "rejected" {
-		return true
-	}
-	return false
+	taken := false
+	f.fsm.Read(func(s *control.State) {
+		if n, ok := s.Nodes[name]; ok && n.PeerID != peerID {
+			taken = true
+		}
+		if p, ok := s.Pending[name]; ok && p.PeerID != peerID && p.Decision != "rejected" {
+			taken = true
+		}
+	})
+	return taken
 }
 
 func (f *fakeAuthority) Issue(pub ed25519.PublicKey, name string, roles []string) (*ca.Certificate, error) {
-	return f.ca.Issue(f.now(), pub, name, roles, time.Hour, nil)
+	signer, err := f.signer()
+	if err != nil {
+		return nil, err
+	}
+	return signer.Issue(f.now(), pub, name, roles, time.Hour, nil)
 }
 
 func (f *fakeAuthority) Bundle() (string, string, []string) {
 	return f.ca.MeshID, string(f.ca.CertPEM()), slices.Clone(f.peers)
 }
 
-// addTicket stores an active ticket with the given PIN, after mod (which
-// may be nil) has adjusted it, and returns its ID.
+// decide is control.OpPairDecide: an operator's approval or rejection.
+func (f *fakeAuthority) decide(name string, approve bool) error {
+	_, err := f.apply(context.Background(), control.OpPairDecide, control.PairDecide{Name: name, Approve: approve})
+	return err
+}
+
+// addTicket creates (control.OpTicketCreate) an active ticket with the
+// given PIN, after mod (which may be nil) has adjusted it, and returns its
+// ID. The FSM refuses it while an open ticket holds the PIN's first digit.
 func (f *fakeAuthority) addTicket(t testing.TB, pin string, mod func(*ca.Ticket)) string {
 	t.Helper()
 	tk, err := ca.NewTicket(f.now(), 0, []string{"node", "gpu"}, false, "tester", "coordinator", nil)
@@ -261,32 +235,68 @@ func (f *fakeAuthority) addTicket(t testing.TB, pin string, mod func(*ca.Ticket)
 	if mod != nil {
 		mod(tk)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.tickets[tk.ID] = tk
+	f.mustApply(t, control.OpTicketCreate, tk)
 	return tk.ID
 }
 
-// addNode registers a member directly (as if it had joined earlier).
-func (f *fakeAuthority) addNode(name string, id peer.ID) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.nodes[name] = &control.Node{Name: name, PeerID: id.String(), JoinedAt: f.now()}
+// spareTicket creates a ticket in a slot that no unexpired ticket holds
+// (so that it never shadows a test's own), for a setup that needs one.
+func (f *fakeAuthority) spareTicket(t testing.TB, requireApproval bool) string {
+	t.Helper()
+	var slot byte
+	var ok bool
+	f.fsm.Read(func(s *control.State) { slot, ok = s.PickSlot(f.now(), func(int) int { return 0 }) })
+	if !ok {
+		t.Fatal("no free PIN slot")
+	}
+	return f.addTicket(t, string(slot)+"00000", func(tk *ca.Ticket) { tk.RequireApproval = requireApproval })
+}
+
+// failAt records (control.OpPairFail) a wrong PIN against ticketID (which
+// may be "") at a time of the test's choosing.
+func (f *fakeAuthority) failAt(t testing.TB, ticketID string, at time.Time) {
+	t.Helper()
+	if _, err := f.applyAt(at.UTC(), control.OpPairFail, control.PairFail{Ticket: ticketID}); err != nil {
+		t.Fatalf("%s: %v", control.OpPairFail, err)
+	}
+}
+
+// addNode registers a member as if it had joined earlier, with a spare
+// ticket (control.OpPairComplete).
+func (f *fakeAuthority) addNode(t testing.TB, name string, id peer.ID) {
+	t.Helper()
+	ticket := f.spareTicket(t, false)
+	f.mustApply(t, control.OpPairComplete, control.PairComplete{Ticket: ticket, Node: control.Node{Name: name, PeerID: id.String(), Ticket: ticket}})
+}
+
+// addPending parks a join as if another joiner waited
+// (control.OpPairPending), with a spare ticket unless p names one.
+func (f *fakeAuthority) addPending(t testing.TB, p control.Pending) {
+	t.Helper()
+	if p.Ticket == "" {
+		p.Ticket = f.spareTicket(t, true)
+	}
+	f.mustApply(t, control.OpPairPending, control.PairPending{Pending: p})
 }
 
 func (f *fakeAuthority) ticket(t testing.TB, id string) ca.Ticket {
 	t.Helper()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	tk, ok := f.tickets[id]
+	var tk ca.Ticket
+	var ok bool
+	f.fsm.Read(func(s *control.State) {
+		if p, found := s.Tickets[id]; found {
+			tk, ok = *p, true
+			tk.Roles = slices.Clone(p.Roles)
+		}
+	})
 	if !ok {
 		t.Fatalf("ticket %s is gone", id)
 	}
-	return *tk
+	return tk
 }
 
 // authorityState is a deep copy of a fakeAuthority's state, comparable with
-// reflect.DeepEqual.
+// reflect.DeepEqual. Nodes leaves out the founder.
 type authorityState struct {
 	Tickets  map[string]ca.Ticket
 	Nodes    map[string]control.Node
@@ -295,27 +305,30 @@ type authorityState struct {
 }
 
 func (f *fakeAuthority) state() authorityState {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	s := authorityState{
-		Tickets:  make(map[string]ca.Ticket),
-		Nodes:    make(map[string]control.Node),
-		Pending:  make(map[string]control.Pending),
-		Failures: slices.Clone(f.window.Failures),
+		Tickets: make(map[string]ca.Ticket),
+		Nodes:   make(map[string]control.Node),
+		Pending: make(map[string]control.Pending),
 	}
-	for id, t := range f.tickets {
-		c := *t
-		c.Roles = slices.Clone(t.Roles)
-		s.Tickets[id] = c
-	}
-	for name, n := range f.nodes {
-		c := *n
-		c.Roles = slices.Clone(n.Roles)
-		s.Nodes[name] = c
-	}
-	for name, p := range f.pending {
-		s.Pending[name] = *p
-	}
+	f.fsm.Read(func(st *control.State) {
+		s.Failures = slices.Clone(st.PairFailures.Failures)
+		for id, t := range st.Tickets {
+			c := *t
+			c.Roles = slices.Clone(t.Roles)
+			s.Tickets[id] = c
+		}
+		for name, n := range st.Nodes {
+			if name == founderName {
+				continue
+			}
+			c := *n
+			c.Roles = slices.Clone(n.Roles)
+			s.Nodes[name] = c
+		}
+		for name, p := range st.Pending {
+			s.Pending[name] = *p
+		}
+	})
 	return s
 }
 
@@ -461,11 +474,4 @@ func noSecretLogged(t testing.TB, c *coordinator, pin string) {
 	if strings.Contains(c.log.String(), pin) {
 		t.Fatalf("the PIN appears in the coordinator's log:\n%s", c.log)
 	}
-}
-
-// addPending parks a join directly (as if another joiner waited).
-func (f *fakeAuthority) addPending(p control.Pending) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.pending[p.Name] = &p
 }

@@ -221,8 +221,13 @@ var errNoCommit = &Error{Code: CodeUnavailable, Message: "the mesh cannot record
 
 // applyError maps a failed replicated write to a pairing error.
 func applyError(err error) *Error {
-	if errors.Is(err, control.ErrConflict) {
-		return &Error{Code: CodeNameTaken, Message: err.Error()}
+	switch {
+	case errors.Is(err, control.ErrNameTaken):
+		return &Error{Code: CodeNameTaken, Message: err.Error() + "; pick another with --name"}
+	case errors.Is(err, control.ErrRevoked):
+		return &Error{Code: CodeRevoked, Message: "this node's identity is revoked in the mesh"}
+	case errors.Is(err, control.ErrConflict):
+		return &Error{Code: CodeBadRequest, Message: err.Error()}
 	}
 	var te *Error
 	if errors.As(err, &te) {

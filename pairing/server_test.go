@@ -180,9 +180,9 @@ func TestPairTicketNotUsable(t *testing.T) {
 func TestPairRateLimited(t *testing.T) {
 	c := newCoordinator(t)
 	c.auth.addTicket(t, "777777", nil)
-	c.auth.window.Limit = 3
-	for range 3 {
-		c.auth.window.Record(c.now.Add(-time.Second))
+	// A full mesh-wide failure window, a second ago.
+	for range ca.DefaultFailureLimit {
+		c.auth.failAt(t, "", c.now.Add(-time.Second))
 	}
 	before := c.auth.state()
 
@@ -232,19 +232,19 @@ func TestPairNameTaken(t *testing.T) {
 	}{
 		{
 			name:    "another node has the name",
-			setup:   func(t *testing.T, c *coordinator, _ joinerID) { c.auth.addNode("joiner-1", newJoiner(t).id) },
+			setup:   func(t *testing.T, c *coordinator, _ joinerID) { c.auth.addNode(t, "joiner-1", newJoiner(t).id) },
 			wantErr: CodeNameTaken,
 		},
 		{
 			name: "another join waits with the name",
 			setup: func(t *testing.T, c *coordinator, _ joinerID) {
-				c.auth.addPending(control.Pending{Name: "joiner-1", PeerID: newJoiner(t).id.String()})
+				c.auth.addPending(t, control.Pending{Name: "joiner-1", PeerID: newJoiner(t).id.String()})
 			},
 			wantErr: CodeNameTaken,
 		},
 		{
 			name:  "same peer pairs again",
-			setup: func(_ *testing.T, c *coordinator, j joinerID) { c.auth.addNode("joiner-1", j.id) },
+			setup: func(t *testing.T, c *coordinator, j joinerID) { c.auth.addNode(t, "joiner-1", j.id) },
 		},
 	}
 	for _, tt := range tests {
@@ -319,8 +319,9 @@ func TestPairRequireApproval(t *testing.T) {
 			if tk := st.Tickets[id]; tk.State != tt.state {
 				t.Fatalf("ticket %s, want %s", tk.State, tt.state)
 			}
-			if _, ok := st.Pending["joiner-1"]; ok {
-				t.Fatal("the join still waits after the decision")
+			// A rejected join stays on record as rejected.
+			if p, ok := st.Pending["joiner-1"]; ok && p.Decision != "rejected" {
+				t.Fatalf("the join still waits after the decision: %+v", p)
 			}
 			if _, ok := st.Nodes["joiner-1"]; ok != tt.approve {
 				t.Fatalf("node registered: %v, want %v", ok, tt.approve)
@@ -652,34 +653,74 @@ func (r *racingAuthority) NameTaken(name, peerID string) bool {
 }
 
 func TestPairTicketChangesMidExchange(t *testing.T) {
+	ctx := context.Background()
+	other := newJoiner(t).id.String()
+	burn := func(f *fakeAuthority, id string) error {
+		for range ca.MaxPINFailures {
+			if _, err := f.Fail(ctx, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	tests := []struct {
 		name     string
 		approval bool
-		change   func(*ca.Ticket)
-		code     string
+		// change writes to the ticket id, as a concurrent exchange or
+		// operator would.
+		change func(f *fakeAuthority, id string) error
+		code   string
 	}{
-		{"burned by concurrent wrong PINs", false, func(tk *ca.Ticket) { tk.State, tk.Failures = ca.TicketBurned, ca.MaxPINFailures }, CodeBurned},
-		{"used by a concurrent join", false, func(tk *ca.Ticket) { tk.State, tk.UsedBy = ca.TicketUsed, "other" }, CodeUsed},
-		{"rejected by an operator", false, func(tk *ca.Ticket) { tk.State = ca.TicketRejected }, CodeRejected},
-		{"burned before parking", true, func(tk *ca.Ticket) { tk.State, tk.Failures = ca.TicketBurned, ca.MaxPINFailures }, CodeBurned},
+		{"burned by concurrent wrong PINs", false, burn, CodeBurned},
+		{"used by a concurrent join", false, func(f *fakeAuthority, id string) error {
+			return f.Complete(ctx, id, control.Node{Name: "other", PeerID: other})
+		}, CodeUsed},
+		// Only a join waiting for approval can be rejected.
+		{"rejected by an operator", true, func(f *fakeAuthority, id string) error {
+			if err := f.Park(ctx, control.Pending{Name: "other", PeerID: other, Ticket: id}); err != nil {
+				return err
+			}
+			return f.decide("other", false)
+		}, CodeRejected},
+		{"burned before parking", true, burn, CodeBurned},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newCoordinator(t)
 			id := c.auth.addTicket(t, "161803", func(tk *ca.Ticket) { tk.RequireApproval = tt.approval })
 			c.srv.Authority = &racingAuthority{fakeAuthority: c.auth, race: func() {
-				c.auth.mu.Lock()
-				defer c.auth.mu.Unlock()
-				tt.change(c.auth.tickets[id])
+				if err := tt.change(c.auth, id); err != nil {
+					t.Errorf("change the ticket: %v", err)
+				}
 			}}
 			j := newJoiner(t)
 			cfg := j.config("joiner-1", "161803")
 			cfg.OnPending = func() { t.Error("the join was parked on a dead ticket") }
 			o := pair(t, c.srv, cfg, j.id, "")
 			wantRefused(t, o, tt.code)
-			if st := c.auth.state(); len(st.Nodes) != 0 || len(st.Pending) != 0 {
-				t.Fatalf("nodes %v, pending %v after a refused join", st.Nodes, st.Pending)
+			st := c.auth.state()
+			n, joined := st.Nodes["joiner-1"]
+			p, waits := st.Pending["joiner-1"]
+			if joined || waits {
+				t.Fatalf("node %+v (%v), pending %+v (%v) after a refused join", n, joined, p, waits)
 			}
 		})
+	}
+}
+
+// TestPairRevokedPeer: a peer whose identity was revoked cannot pair again
+// with a fresh ticket, and is told so (not "name taken").
+func TestPairRevokedPeer(t *testing.T) {
+	c := newCoordinator(t)
+	j := newJoiner(t)
+	c.auth.addNode(t, "joiner-1", j.id)
+	if _, err := c.auth.apply(context.Background(), control.OpNodeRevoke, control.NodeRevoke{Name: "joiner-1"}); err != nil {
+		t.Fatal(err)
+	}
+	id := c.auth.addTicket(t, "864200", nil)
+	o := pair(t, c.srv, j.config("joiner-2", "864200"), j.id, "")
+	wantRefused(t, o, CodeRevoked)
+	if tk := c.auth.ticket(t, id); tk.State != ca.TicketActive {
+		t.Fatalf("ticket %s, want it still active", tk.State)
 	}
 }

@@ -80,6 +80,7 @@ const (
 	CodeRejected    = "rejected"
 	CodeRateLimited = "rate_limited"
 	CodeNameTaken   = "name_taken"
+	CodeRevoked     = "revoked"
 	CodeBadRequest  = "bad_request"
 	CodeUnavailable = "unavailable"
 )
