@@ -122,3 +122,20 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// TestClusterVotersStayOdd: five voters; one dies for good: it is removed
+// (4 voters) and, with nobody to replace it, one more is demoted to keep the
+// count odd; when the dead one returns, both become voters again.
+func TestClusterVotersStayOdd(t *testing.T) {
+	verifyNoLeaks(t)
+	c := testutil.NewCluster(t, 5)
+	c.WaitVoters(0, 5)
+	coord := c.WaitCoordinator(0, 1, 2, 3, 4)
+	victim := (coord + 1) % 5
+	c.Stop(victim)
+	live := c.Running()
+	c.WaitVoters(live[0], 3)
+	c.Restart(victim)
+	c.WaitConverged()
+	c.WaitVoters(0, 5)
+}

@@ -20,8 +20,9 @@ import (
 
 // Voter management (autopilot-like). The coordinator keeps the raft voter
 // set in line with gossip: it promotes alive, eligible members that have been
-// stable for a while, up to maxVoters and keeping the count odd, and removes
-// voters that are dead while the rest still make a quorum. A member runs raft
+// stable for a while, up to maxVoters and keeping the count odd, removes
+// voters that are dead while the rest still make a quorum, and demotes one
+// healthy voter when the count is even and nobody can make it odd. A member runs raft
 // only once the coordinator has asked it to (op raft.prepare): non-voters run
 // no raft.
 const (
@@ -274,6 +275,10 @@ func (a *Agent) reconcileVoters(r *raftNode) {
 	if target%2 == 0 {
 		target--
 	}
+	if target < len(voters) && alive == len(voters) {
+		a.demoteOne(r, voters, members)
+		return
+	}
 	if target <= len(voters) {
 		return
 	}
@@ -283,6 +288,27 @@ func (a *Agent) reconcileVoters(r *raftNode) {
 			a.log.Warn("promote voter", "node", m.Meta.Name, "err", err)
 			return
 		}
+	}
+}
+
+// demoteOne removes the most recently joined voter other than the leader,
+// to bring an even voter count (after a dead voter was removed and no member
+// can replace it) back to odd: an even count tolerates no more failures
+// than the odd count below it, and costs more replication.
+func (a *Agent) demoteOne(r *raftNode, voters map[peer.ID]bool, members map[peer.ID]mesh.Member) {
+	var pick mesh.Member
+	for id := range voters {
+		m, ok := members[id]
+		if ok && id != a.host.ID() && (pick.PeerID == "" || m.Since.After(pick.Since)) {
+			pick = m
+		}
+	}
+	if pick.PeerID == "" {
+		return
+	}
+	a.log.Info("demoting a voter to keep the voter count odd", "node", pick.Meta.Name, "voters", len(voters))
+	if err := r.RemoveServer(raft.ServerID(pick.PeerID.String()), 0, 5*time.Second).Error(); err != nil {
+		a.log.Warn("demote voter", "node", pick.Meta.Name, "err", err)
 	}
 }
 
