@@ -86,10 +86,6 @@ func TestApproval(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fi, err := os.Stat(filepath.Join(n.dir, "admin.token"))
-		if err != nil || fi.Mode().Perm() != 0o600 {
-			t.Fatalf("admin.token mode %v (err %v)", fi.Mode(), err)
-		}
 		log := n.log.String()
 		for _, secret := range []string{tk.PIN, tk2.PIN, string(tok)} {
 			if strings.Contains(log, secret) {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,20 @@ func TestMeshFoundation(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Secrets on disk are 0600 in a 0700 dir.
+	for path, want := range map[string]os.FileMode{
+		a.dir: 0o700, filepath.Join(a.dir, "node.key"): 0o600,
+		filepath.Join(a.dir, "ca.key"): 0o600, filepath.Join(a.dir, "admin.token"): 0o600,
+	} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Fatalf("%s has mode %v, want %v", path, fi.Mode().Perm(), want)
+		}
+	}
 
 	// B joins with a PIN created on A.
 	tk := a.pair()
