@@ -664,8 +664,12 @@ func (a *Agent) coordinator() (peer.ID, bool) {
 		// fires.
 		_, leaderID := r.LeaderWithID()
 		fresh := r.State() == raft.Leader || time.Since(r.LastContact()) < leaderContactFresh
-		id, err := peer.Decode(string(leaderID))
-		return id, err == nil && leaderID != "" && fresh
+		if id, err := peer.Decode(string(leaderID)); err == nil && leaderID != "" && fresh {
+			return id, true
+		}
+		// No leader in our raft: maybe none exists (election, minority), or
+		// we were removed from the voters without hearing of it and the
+		// leader no longer talks to us. Gossip tells which.
 	}
 	return a.announcedCoordinator()
 }

@@ -67,6 +67,7 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	mux.Handle("GET /metrics", a.metricsHandler())
 	api := func(pattern, perm string, h func(w http.ResponseWriter, r *http.Request)) {
 		mux.Handle(pattern, a.authenticate(perm, http.HandlerFunc(h)))
 	}

@@ -65,3 +65,19 @@ func TestAPIBadInput(t *testing.T) {
 		t.Fatalf("state changed: %+v", got)
 	}
 }
+
+func TestMetrics(t *testing.T) {
+	verifyNoLeaks(t)
+	c := testutil.NewCluster(t, 1)
+	res, err := http.Get("http://" + c.Agent(0).HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, want := range []string{`palyra_members{state="alive"} 1`, "palyra_coordinator 1", "palyra_quorum 1", "palyra_voter 1"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, b)
+		}
+	}
+}

@@ -140,6 +140,15 @@ func (a *Agent) raftLoop() {
 					a.log.Warn("stop raft", "err", err)
 				}
 				continue
+			case a.removedSilently(r):
+				// We were dropped from the voters without hearing of it: the
+				// leader gossip announces no longer talks to us. Become a
+				// plain member; the leader promotes us again if it wants.
+				a.log.Info("no leader contact while a coordinator is announced: leaving raft")
+				if err := a.stopRaft(true); err != nil {
+					a.log.Warn("stop raft", "err", err)
+				}
+				continue
 			case r.State() == raft.Leader:
 				if err := a.founderInit(); err != nil {
 					a.log.Warn("founding record", "err", err)
@@ -164,6 +173,16 @@ func (a *Agent) raftLoop() {
 		case <-tick.C:
 		}
 	}
+}
+
+// removedSilently reports whether this voter's raft has heard no leader for
+// a long while although gossip shows an alive coordinator other than us.
+func (a *Agent) removedSilently(r *raftNode) bool {
+	if r.State() == raft.Leader || time.Since(r.LastContact()) < 20*a.cfg.Timings.HeartbeatTimeout {
+		return false
+	}
+	coord, ok := a.announcedCoordinator()
+	return ok && coord != a.host.ID()
 }
 
 // publishRaftMeta updates coordinator, term and voter in gossip metadata
@@ -261,6 +280,19 @@ func (a *Agent) reconcileVoters(r *raftNode) {
 			a.log.Warn("remove voter", "peer", id, "err", err)
 		}
 		return // one change per pass; the next pass sees the new configuration
+	}
+
+	// A voter in the configuration that runs no raft (it restarted without
+	// its raft data, or left raft believing itself removed) is asked to
+	// start it again.
+	for id := range voters {
+		m, ok := members[id]
+		if ok && id != a.host.ID() && m.State == "alive" && !m.Meta.Voter && now.Sub(m.Since) >= a.cfg.Timings.VoterStable {
+			if err := a.promote(r, m); err != nil {
+				a.log.Warn("restart voter", "node", m.Meta.Name, "err", err)
+			}
+			return
+		}
 	}
 
 	// Promote stable, eligible members up to maxVoters, keeping the count odd.
