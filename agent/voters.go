@@ -37,7 +37,8 @@ const (
 // raftNode is this node's running raft and its store.
 type raftNode struct {
 	*mesh.Raft
-	store *store.Store
+	store   *store.Store
+	started time.Time
 }
 
 // raft returns the running raft node, nil on a non-voter.
@@ -72,7 +73,7 @@ func (a *Agent) startRaft() error {
 		st.Close()
 		return err
 	}
-	a.voter.Store(&raftNode{Raft: r, store: st})
+	a.voter.Store(&raftNode{Raft: r, store: st, started: time.Now()})
 	if !a.id.mesh.Voter {
 		a.metaMu.Lock()
 		a.id.mesh.Voter = true
@@ -176,9 +177,12 @@ func (a *Agent) raftLoop() {
 }
 
 // removedSilently reports whether this voter's raft has heard no leader for
-// a long while although gossip shows an alive coordinator other than us.
+// a long while although gossip shows an alive coordinator other than us. A
+// raft that has just started has heard nobody yet (LastContact is zero):
+// the silence counts from its start.
 func (a *Agent) removedSilently(r *raftNode) bool {
-	if r.State() == raft.Leader || time.Since(r.LastContact()) < 20*a.cfg.Timings.HeartbeatTimeout {
+	quiet := 20 * a.cfg.Timings.HeartbeatTimeout
+	if r.State() == raft.Leader || time.Since(r.started) < quiet || time.Since(r.LastContact()) < quiet {
 		return false
 	}
 	coord, ok := a.announcedCoordinator()
