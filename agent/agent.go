@@ -226,7 +226,7 @@ func (a *Agent) createMesh() (*identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := &identity{key: key, ca: authority, cert: cert, mesh: meshFile{MeshID: meshID, Name: a.cfg.Name, Voter: true}}
+	id := &identity{key: key, ca: authority, cert: cert, mesh: meshFile{MeshID: meshID, Name: a.cfg.Name, Voter: true, Bootstrap: true}}
 	if err := id.save(a.cfg.DataDir); err != nil {
 		return nil, err
 	}

@@ -35,8 +35,13 @@ var ErrNoMesh = errors.New("no mesh in the data dir: start with --init to create
 type meshFile struct {
 	MeshID string `json:"mesh_id"`
 	Name   string `json:"name"`
-	// Voter: this node runs raft (the founder, in this version).
+	// Voter: this node runs raft.
 	Voter bool `json:"voter"`
+	// Bootstrap: this node created the mesh and has not yet bootstrapped
+	// its one-voter raft cluster. Only then may it bootstrap: a founder
+	// removed from the voters and promoted again must join the leader's
+	// cluster, not found a second one.
+	Bootstrap bool `json:"bootstrap,omitempty"`
 	// Peers are members' multiaddrs (with /p2p/) to rejoin after a restart.
 	Peers []string `json:"peers"`
 }

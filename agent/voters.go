@@ -52,6 +52,11 @@ func (a *Agent) startRaft() error {
 	if a.voter.Load() != nil {
 		return nil
 	}
+	// raft.prepare arrives on a stream handler Close does not wait for:
+	// once closing, nothing would stop a raft started now.
+	if err := a.ctx.Err(); err != nil {
+		return fmt.Errorf("agent closing: %w", err)
+	}
 	dir := filepath.Join(a.cfg.DataDir, dirRaft)
 	st, err := store.Open(store.Config{Dir: filepath.Join(dir, "badger"), Logger: a.log})
 	if err != nil {
@@ -63,7 +68,7 @@ func (a *Agent) startRaft() error {
 		Logs:      st,
 		Stable:    st,
 		FSM:       a.fsm,
-		Bootstrap: a.id.ca.Key != nil, // only the founder holds the CA key locally
+		Bootstrap: a.id.mesh.Bootstrap,
 		Logger:    a.log,
 	}
 	t := a.cfg.Timings
@@ -74,9 +79,9 @@ func (a *Agent) startRaft() error {
 		return err
 	}
 	a.voter.Store(&raftNode{Raft: r, store: st, started: time.Now()})
-	if !a.id.mesh.Voter {
+	if !a.id.mesh.Voter || a.id.mesh.Bootstrap {
 		a.metaMu.Lock()
-		a.id.mesh.Voter = true
+		a.id.mesh.Voter, a.id.mesh.Bootstrap = true, false
 		err := a.id.saveMesh(a.cfg.DataDir)
 		a.metaMu.Unlock()
 		if err != nil {
@@ -127,7 +132,7 @@ func (a *Agent) seedPeerstore() {
 func (a *Agent) raftLoop() {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	var lastReconcile time.Time
+	var lastReconcile, leaderSince time.Time
 	lastGC := time.Now()
 	for {
 		r := a.raft()
@@ -151,13 +156,18 @@ func (a *Agent) raftLoop() {
 				}
 				continue
 			case r.State() == raft.Leader:
+				if leaderSince.IsZero() {
+					leaderSince = time.Now()
+				}
 				if err := a.founderInit(); err != nil {
 					a.log.Warn("founding record", "err", err)
 				}
 				if time.Since(lastReconcile) >= reconcileEvery {
 					lastReconcile = time.Now()
-					a.reconcileVoters(r)
+					a.reconcileVoters(r, leaderSince)
 				}
+			default:
+				leaderSince = time.Time{}
 			}
 		}
 		if r != nil && time.Since(lastGC) >= valueLogGCEvery {
@@ -251,8 +261,9 @@ func (a *Agent) founderInit() error {
 	return err
 }
 
-// reconcileVoters is one autopilot pass on the leader.
-func (a *Agent) reconcileVoters(r *raftNode) {
+// reconcileVoters is one autopilot pass on the leader, which has led since
+// leaderSince.
+func (a *Agent) reconcileVoters(r *raftNode, leaderSince time.Time) {
 	voters := voterIDs(r)
 	members := map[peer.ID]mesh.Member{}
 	for _, m := range a.gossip.Members() {
@@ -262,7 +273,9 @@ func (a *Agent) reconcileVoters(r *raftNode) {
 
 	// Remove voters that have been dead (or gone) for a while, one at a
 	// time, only while the voters left alive still make a quorum of the
-	// smaller set. The leader never removes itself.
+	// smaller set. The leader never removes itself. A voter gossip does not
+	// know at all counts as gone only once this node has led for VoterDead:
+	// after a whole-mesh restart gossip finds the voters after raft does.
 	alive := 0
 	for id := range voters {
 		if m, ok := members[id]; id == a.host.ID() || (ok && m.State == "alive") {
@@ -271,7 +284,10 @@ func (a *Agent) reconcileVoters(r *raftNode) {
 	}
 	for id := range voters {
 		m, ok := members[id]
-		gone := !ok || a.isRevokedPeer(id) || ((m.State == "dead" || m.State == "left") && now.Sub(m.Since) >= a.cfg.Timings.VoterDead)
+		dead := a.cfg.Timings.VoterDead
+		gone := a.isRevokedPeer(id) ||
+			!ok && now.Sub(leaderSince) >= dead ||
+			ok && (m.State == "dead" || m.State == "left") && now.Sub(m.Since) >= dead
 		if id == a.host.ID() || !gone {
 			continue
 		}
