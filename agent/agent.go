@@ -102,6 +102,9 @@ func New(cfg Config) (*Agent, error) {
 // Start brings the node up: it creates or joins a mesh first when the data
 // dir holds none, then starts every part and returns. On error everything
 // started so far is closed again.
+//
+// Start sets the process umask to 077 (unix) and makes the data dir private
+// (prepareDataDir); a data dir owned by another user is refused.
 func (a *Agent) Start(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
@@ -112,6 +115,12 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	// a PIN is spent.
 	if a.httpLn, err = net.Listen("tcp", a.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("http listen %s: %w", a.cfg.HTTPAddr, err)
+	}
+	// Secrets are 0600 in a 0700 dir: files created from here on (badger's,
+	// raft snapshots) by the umask, what is already there by prepareDataDir.
+	privateUmask()
+	if err := prepareDataDir(a.cfg.DataDir, a.log); err != nil {
+		return err
 	}
 	a.gate = mesh.NewGate(mesh.GateConfig{
 		Open:    []protocol.ID{pairing.Protocol, renewProtocol},

@@ -18,7 +18,8 @@ import (
 // defaults are merged into it in one place (cli).
 type Config struct {
 	// DataDir holds the node's identity, certificates, raft data and the
-	// local admin credential. Created 0700.
+	// local admin credential. Created 0700; an existing one is made 0700
+	// on start (and refused if another user owns it).
 	DataDir string
 	// Name is the node's name in the mesh (unique); default the host name.
 	Name string

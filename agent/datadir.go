@@ -175,6 +175,7 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 }
 
 // adminToken returns the local admin credential, creating it on first use.
+// Start has already made an existing one 0600 (prepareDataDir).
 func adminToken(dir string) (string, error) {
 	path := filepath.Join(dir, fileAdmin)
 	if b, err := os.ReadFile(path); err == nil && len(b) > 0 {

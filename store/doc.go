@@ -42,7 +42,8 @@
 // bottom up (compacting the head after a snapshot).
 //
 // The directory is created (or tightened) to mode 0700. Badger creates its
-// files 0644, so the directory's mode is what keeps them private.
+// files 0666 minus the umask; the agent sets the umask to 077 (and tightens
+// files left by older versions), so they are 0600 too.
 //
 // # Footprint
 //
