@@ -119,6 +119,9 @@ func (a *Agent) coordinatorHandler(op string) http.HandlerFunc {
 		}
 		req := controlRequest{Op: op, Name: r.PathValue("name"), Body: body, Principal: principalFrom(r.Context()).Name}
 		res, err := a.onCoordinator(r.Context(), principalFrom(r.Context()), req)
+		if err != nil && readOps[op] && isNoCoordinator(err) {
+			res, err = a.staleRead(r.Context(), principalFrom(r.Context()), req, err)
+		}
 		if err != nil {
 			writeError(w, err)
 			return

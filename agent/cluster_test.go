@@ -57,19 +57,36 @@ func TestClusterFailover(t *testing.T) {
 	}
 }
 
-// TestClusterPartition: five voters cut 3|2; the minority refuses writes
-// saying why and still answers reads; after healing, one coordinator.
+// TestClusterPartition: six members, five of them voters, cut 3|3 so that
+// one side holds two voters and the non-voter; that side refuses writes
+// saying why and still answers reads from a voter's copy; after healing, one
+// coordinator.
 func TestClusterPartition(t *testing.T) {
 	verifyNoLeaks(t)
-	c := testutil.NewCluster(t, 5)
+	c := testutil.NewCluster(t, 6)
 	c.WaitVoters(0, 5)
-	c.WaitCoordinator(0, 1, 2, 3, 4)
-	c.Partition([]int{0, 1, 2}, []int{3, 4})
-	c.WaitCoordinator(0, 1, 2)
-	if _, err := newTicket(t, c, 1); err != nil {
+	var voters []int
+	nonVoter := -1
+	for _, m := range c.Status(0).Members {
+		i := int(m.Name[len("node")] - '0')
+		if m.Voter {
+			voters = append(voters, i)
+		} else {
+			nonVoter = i
+		}
+	}
+	if len(voters) != 5 || nonVoter < 0 {
+		t.Fatalf("voters %v, non-voter node%d", voters, nonVoter)
+	}
+	majority, minority := voters[:3], append([]int{nonVoter}, voters[3:]...)
+	c.WaitCoordinator(0, 1, 2, 3, 4, 5)
+	c.WaitVoters(nonVoter, 5) // the non-voter counts voters from gossip
+	c.Partition(majority, minority)
+	c.WaitCoordinator(majority...)
+	if _, err := newTicket(t, c, majority[1]); err != nil {
 		t.Fatalf("majority write: %v", err)
 	}
-	for _, i := range []int{3, 4} {
+	for _, i := range minority {
 		testutil.Eventually(t, testutilWait, "minority refuses writes", func() error {
 			_, err := newTicket(t, c, i)
 			var ae *api.Error
@@ -81,6 +98,20 @@ func TestClusterPartition(t *testing.T) {
 		if s := c.Status(i); s.Quorum || s.Coordinator != nil {
 			t.Fatalf("node%d claims quorum %v coordinator %v", i, s.Quorum, s.Coordinator)
 		}
+		// Reads answer from a minority voter's copy, saying it may be stale.
+		nodes, err := c.Client(i).Nodes(context.Background())
+		if err != nil || len(nodes.Nodes) != 6 || len(nodes.Warnings) != 1 || !strings.Contains(nodes.Warnings[0], "no quorum") {
+			t.Fatalf("nodes list on the minority node%d: %+v, %v", i, nodes, err)
+		}
+		if n, err := c.Client(i).Node(context.Background(), "node0"); err != nil || n.CertPEM == "" || len(n.Warnings) != 1 {
+			t.Fatalf("nodes show on the minority node%d: %+v, %v", i, n, err)
+		}
+		if tl, err := c.Client(i).Tickets(context.Background()); err != nil || len(tl.Tickets) < 5 || len(tl.Warnings) != 1 {
+			t.Fatalf("pair list on the minority node%d: %+v, %v", i, tl, err)
+		}
+	}
+	if nodes, err := c.Client(majority[0]).Nodes(context.Background()); err != nil || len(nodes.Warnings) != 0 {
+		t.Fatalf("nodes list on the majority: %+v, %v", nodes, err)
 	}
 	c.Heal()
 	c.WaitConverged()

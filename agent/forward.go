@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/palyra-mesh/palyra/api"
 	"net/http"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/palyra-mesh/palyra/api"
 	"github.com/palyra-mesh/palyra/mesh"
 )
 
@@ -34,6 +34,9 @@ type controlRequest struct {
 	Principal string `json:"principal"`
 	// Via names the member that took the request.
 	Via string `json:"via,omitempty"`
+	// Stale asks a voter that is not the coordinator to answer a read from
+	// its own copy of the state (no coordinator is reachable).
+	Stale bool `json:"stale,omitempty"`
 }
 
 // controlResponse answers it.
@@ -129,6 +132,11 @@ func (a *Agent) handleControl(s network.Stream) {
 		return
 	}
 	p := principal{Name: req.Principal + " via " + cert.Name, Roles: cert.Roles}
+	if req.Stale && !a.isLeader() {
+		body, err := a.readLocal(p, req)
+		_ = mesh.WriteMsg(s, responseFor(body, err))
+		return
+	}
 	if !a.isLeader() {
 		_ = mesh.WriteMsg(s, responseFor(nil, ErrNotCoordinator))
 		return
@@ -143,4 +151,64 @@ func responseFor(body json.RawMessage, err error) controlResponse {
 		return controlResponse{Error: ae, Status: ae.Status}
 	}
 	return controlResponse{Body: body}
+}
+
+// readOps are the operations a voter may answer from its own copy of the
+// state when no coordinator is reachable (a minority side stays readable).
+var readOps = map[string]bool{opTicketList: true, opNodesList: true, opNodesShow: true}
+
+// isNoCoordinator tells whether err means no coordinator took the request.
+func isNoCoordinator(err error) bool {
+	var ae *api.Error
+	return errors.Is(err, mesh.ErrNoCoordinator) || errors.Is(err, ErrNotCoordinator) ||
+		errors.As(err, &ae) && ae.Code == "no_coordinator"
+}
+
+// staleRead answers a read that no coordinator took: from this node's state
+// on a voter, else from any alive voter that answers. The answer carries a
+// warning saying why it may be stale. Without a voter it returns cause.
+func (a *Agent) staleRead(ctx context.Context, p principal, req controlRequest, cause error) (json.RawMessage, error) {
+	if a.raft() != nil {
+		return a.readLocal(p, req)
+	}
+	req.Stale = true
+	for _, m := range a.gossip.Members() {
+		if m.State != "alive" || !m.Meta.Voter || m.PeerID == a.host.ID() {
+			continue
+		}
+		res, err := a.callMember(ctx, m.PeerID, req)
+		var ae *api.Error
+		if err == nil || errors.As(err, &ae) && ae.Code != "no_coordinator" {
+			return res, err
+		}
+	}
+	return nil, cause
+}
+
+// readLocal runs a read operation on this voter's copy of the state and
+// marks the answer as possibly stale.
+func (a *Agent) readLocal(p principal, req controlRequest) (json.RawMessage, error) {
+	if !readOps[req.Op] || a.raft() == nil {
+		return nil, ErrNotCoordinator
+	}
+	if perm := requiredPerm[req.Op]; !p.can(perm) {
+		return nil, errf(http.StatusForbidden, "forbidden", "%s lacks permission %s", p.Name, perm)
+	}
+	v, err := a.execute(a.ctx, p, req)
+	if err != nil {
+		return nil, err
+	}
+	warn := fmt.Sprintf("%s; answered from %s's copy of the replicated state, which may be stale", a.noCoordinator(), a.id.mesh.Name)
+	switch d := v.(type) {
+	case api.NodeList:
+		d.Warnings = append(d.Warnings, warn)
+		v = d
+	case api.Node:
+		d.Warnings = append(d.Warnings, warn)
+		v = d
+	case api.TicketList:
+		d.Warnings = append(d.Warnings, warn)
+		v = d
+	}
+	return json.Marshal(v)
 }

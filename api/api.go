@@ -51,11 +51,15 @@ type Node struct {
 	Version       string    `json:"version,omitempty"`
 	// CertPEM is set by GET /api/v1/nodes/NAME only.
 	CertPEM string `json:"certificate_pem,omitempty"`
+	// Warnings say why the answer may be stale (no coordinator reachable).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // NodeList is the answer of GET /api/v1/nodes.
 type NodeList struct {
 	Nodes []Node `json:"nodes"`
+	// Warnings say why the answer may be stale (no coordinator reachable).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Decision is the answer of approving or rejecting a pending join.
@@ -101,6 +105,8 @@ type TicketRecord struct {
 // TicketList is the answer of GET /api/v1/pairing/tickets.
 type TicketList struct {
 	Tickets []TicketRecord `json:"tickets"`
+	// Warnings say why the answer may be stale (no coordinator reachable).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Error is the body of every error answer: {"error": {...}}.

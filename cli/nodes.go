@@ -46,8 +46,8 @@ func nodesCommand() *ucli.Command {
 }
 
 func listNodes(ctx context.Context, cl *client.Client, _ string, _ *ucli.Context) (api.NodeList, error) {
-	nodes, err := cl.Nodes(ctx)
-	return api.NodeList{Nodes: nodes}, err
+	l, err := cl.Nodes(ctx)
+	return *l, err
 }
 
 func printNodes(w io.Writer, l api.NodeList) error {

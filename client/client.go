@@ -94,15 +94,17 @@ func (c *Client) CreateTicket(ctx context.Context, r api.TicketRequest) (*api.Ti
 }
 
 // Nodes lists the registry.
-func (c *Client) Nodes(ctx context.Context) ([]api.Node, error) {
+func (c *Client) Nodes(ctx context.Context) (*api.NodeList, error) {
 	var l api.NodeList
-	return l.Nodes, c.do(ctx, http.MethodGet, "/api/v1/nodes", nil, &l)
+	err := c.do(ctx, http.MethodGet, "/api/v1/nodes", nil, &l)
+	return &l, err
 }
 
 // Node shows one node, with its certificate.
 func (c *Client) Node(ctx context.Context, name string) (*api.Node, error) {
 	var n api.Node
-	return &n, c.do(ctx, http.MethodGet, "/api/v1/nodes/"+url.PathEscape(name), nil, &n)
+	err := c.do(ctx, http.MethodGet, "/api/v1/nodes/"+url.PathEscape(name), nil, &n)
+	return &n, err
 }
 
 // Decide approves or rejects a pending join.
@@ -116,9 +118,10 @@ func (c *Client) Decide(ctx context.Context, name string, approve bool) (*api.De
 }
 
 // Tickets lists pairing tickets (never their PINs).
-func (c *Client) Tickets(ctx context.Context) ([]api.TicketRecord, error) {
+func (c *Client) Tickets(ctx context.Context) (*api.TicketList, error) {
 	var l api.TicketList
-	return l.Tickets, c.do(ctx, http.MethodGet, "/api/v1/pairing/tickets", nil, &l)
+	err := c.do(ctx, http.MethodGet, "/api/v1/pairing/tickets", nil, &l)
+	return &l, err
 }
 
 // Revoke revokes a node's identity for good.
