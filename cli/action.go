@@ -23,7 +23,7 @@ func clientAction[T any](withName bool, do call[T], human func(w io.Writer, v T)
 		var name string
 		if withName {
 			if c.Args().Len() != 1 {
-				return usagef("%s needs exactly one NAME", c.Command.FullName())
+				return usageIn(c, "%s needs exactly one NAME, got %d", commandPath(c), c.Args().Len())
 			}
 			name = c.Args().First()
 		} else if err := noArgs(c); err != nil {

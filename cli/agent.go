@@ -63,12 +63,12 @@ func runAgent(c *ucli.Context) error {
 	cfg.CALifetime = c.Duration("ca-lifetime")
 	cfg.Version = Version
 	if cfg.Timings, err = agent.TimingsByName(c.String("timings")); err != nil {
-		return usageError{err}
+		return usageError{err: err}
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 	a, err := agent.New(cfg)
 	if err != nil {
-		return usageError{err}
+		return usageError{err: err}
 	}
 
 	sigs := make(chan os.Signal, 2)

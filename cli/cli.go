@@ -14,37 +14,33 @@ import (
 // Version is set at build time (-ldflags "-X .../cli.Version=v1.2.3").
 var Version = "0.1.0-dev"
 
-// usageError marks errors that exit with status 2.
-type usageError struct{ err error }
-
-func (u usageError) Error() string { return u.err.Error() }
-func (u usageError) Unwrap() error { return u.err }
-
-func usagef(format string, args ...any) error {
-	return usageError{fmt.Errorf(format, args...)}
-}
-
-// Main runs the command line and returns the process exit status.
+// Main runs the command line and returns the process exit status: 0, 2 for
+// a usage error, 1 for any other failure. A failure is one line on stderr.
 func Main(args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
+	// `palyra help bogus` and `palyra nodes help bogus` end here, and urfave
+	// then succeeds: keep the mistake to report it.
+	var notFound error
+	app.CommandNotFound = func(c *ucli.Context, name string) { notFound = unknownCommand(c, name) }
 	err := app.Run(interspersed(app, args))
 	if err == nil {
-		if len(args) > 1 && !strings.HasPrefix(args[1], "-") && app.Command(args[1]) == nil {
-			return 2
-		}
+		err = notFound
+	}
+	if err == nil {
 		return 0
 	}
 	fmt.Fprintf(stderr, "palyra: %s\n", oneLine(err.Error()))
 	var ue usageError
-	if errors.As(err, &ue) || strings.Contains(err.Error(), "flag provided but not defined") || strings.HasPrefix(err.Error(), "invalid value") {
+	if errors.As(err, &ue) {
 		return 2
 	}
 	return 1
 }
 
 func newApp(stdout, stderr io.Writer) *ucli.App {
-	return &ucli.App{
+	app := &ucli.App{
 		Name:      "palyra",
+		HelpName:  "palyra", // not os.Args[0]: error hints name the command to run
 		Usage:     "a peer-to-peer mesh agent",
 		Version:   Version,
 		Writer:    stdout,
@@ -55,15 +51,13 @@ func newApp(stdout, stderr io.Writer) *ucli.App {
 			statusCommand(),
 			nodesCommand(),
 		},
-		// urfave prints usage errors itself; we only want one line.
-		OnUsageError: func(_ *ucli.Context, err error, _ bool) error {
-			return usageError{err}
-		},
-		CommandNotFound: func(c *ucli.Context, name string) {
-			fmt.Fprintf(stderr, "palyra: unknown command %q (see palyra --help)\n", name)
-		},
+		Action:       groupAction(nil, ucli.ShowAppHelp),
+		OnUsageError: onUsageError,
+		// Main maps errors to exit codes; urfave must not exit itself.
 		ExitErrHandler: func(*ucli.Context, error) {},
 	}
+	strict(app.Commands)
+	return app
 }
 
 func oneLine(s string) string {

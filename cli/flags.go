@@ -58,11 +58,3 @@ func printJSON(c *ucli.Context, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
-
-// noArgs refuses stray positional arguments.
-func noArgs(c *ucli.Context) error {
-	if c.Args().Len() > 0 {
-		return usagef("%s takes no arguments, got %q", c.Command.Name, c.Args().First())
-	}
-	return nil
-}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -17,9 +19,18 @@ func pairCommand() *ucli.Command {
 		Name:  "pair",
 		Usage: "create a PIN that lets a new machine join the mesh (works on any member)",
 		Flags: clientFlags(
-			&ucli.DurationFlag{Name: "ttl", Usage: "how long the PIN is valid (30s–24h)", Value: 0},
-			&ucli.StringSliceFlag{Name: "role", Usage: "role of the new node (repeatable; default node)"},
-			&ucli.BoolFlag{Name: "require-approval", Usage: "the join waits until `palyra nodes approve NAME`"},
+			&ucli.DurationFlag{
+				Name:        "ttl",
+				Usage:       fmt.Sprintf("how long the PIN is valid (%s to %s)", shortDuration(minTTL), shortDuration(maxTTL)),
+				Value:       defaultTTL,
+				DefaultText: shortDuration(defaultTTL),
+				EnvVars:     env("ttl"),
+				Action:      checkTTL,
+			},
+			&ucli.StringSliceFlag{Name: "role", Usage: "role of the new node (repeatable; default node)", EnvVars: env("role")},
+			// No backticks in Usage: urfave would show the quoted text as
+			// the flag's value placeholder.
+			&ucli.BoolFlag{Name: "require-approval", Usage: "the new node joins only once approved with palyra nodes approve NAME", EnvVars: env("require-approval")},
 		),
 		Subcommands: []*ucli.Command{{
 			Name:   "list",
@@ -32,11 +43,42 @@ func pairCommand() *ucli.Command {
 }
 
 func createTicket(ctx context.Context, cl *client.Client, _ string, c *ucli.Context) (*api.Ticket, error) {
-	req := api.TicketRequest{Roles: c.StringSlice("role"), RequireApproval: c.Bool("require-approval")}
-	if d := c.Duration("ttl"); d != 0 {
-		req.TTL = d.String()
+	req := api.TicketRequest{
+		TTL:             c.Duration("ttl").String(),
+		Roles:           c.StringSlice("role"),
+		RequireApproval: c.Bool("require-approval"),
 	}
 	return cl.CreateTicket(ctx, req)
+}
+
+// PIN lifetimes, as ca.DefaultTicketTTL, ca.MinTicketTTL and
+// ca.MaxTicketTTL (a test keeps them equal; cli does not import ca). The
+// agent clamps a TTL outside the bounds; the CLI refuses it instead, so
+// the PIN lives as long as the user asked.
+const (
+	defaultTTL = 10 * time.Minute
+	minTTL     = 30 * time.Second
+	maxTTL     = 24 * time.Hour
+)
+
+// checkTTL runs when --ttl (or PALYRA_TTL) is given, before any request.
+func checkTTL(c *ucli.Context, d time.Duration) error {
+	if d < minTTL || d > maxTTL {
+		return usageIn(c, "--ttl %s: want %s to %s", shortDuration(d), shortDuration(minTTL), shortDuration(maxTTL))
+	}
+	return nil
+}
+
+// shortDuration formats d without zero trailing units: 10m, not 10m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func printTicket(w io.Writer, t *api.Ticket) error {
@@ -50,8 +92,8 @@ func printTicket(w io.Writer, t *api.Ticket) error {
 }
 
 func listTickets(ctx context.Context, cl *client.Client, _ string, _ *ucli.Context) (api.TicketList, error) {
-	ts, err := cl.Tickets(ctx)
-	return api.TicketList{Tickets: ts}, err
+	l, err := cl.Tickets(ctx)
+	return *l, err
 }
 
 func printTickets(w io.Writer, l api.TicketList) error {
