@@ -51,3 +51,11 @@ func printDecision(w io.Writer, name, decision string) error {
 	_, err := fmt.Fprintf(w, "%s: %s\n", name, decision)
 	return err
 }
+
+// printWarnings prints what an answer warns of (no quorum, a stale copy,
+// a certificate close to expiry) before the answer itself.
+func printWarnings(w io.Writer, warnings []string) {
+	for _, warn := range warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+}

@@ -51,6 +51,7 @@ func listNodes(ctx context.Context, cl *client.Client, _ string, _ *ucli.Context
 }
 
 func printNodes(w io.Writer, l api.NodeList) error {
+	printWarnings(w, l.Warnings)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tROLES\tREVOKED\tCERT EXPIRES\tPEER ID")
 	for _, n := range l.Nodes {
@@ -64,6 +65,7 @@ func printNodes(w io.Writer, l api.NodeList) error {
 }
 
 func printNode(w io.Writer, n *api.Node) error {
+	printWarnings(w, n.Warnings)
 	fmt.Fprintf(w, "name:        %s\npeer id:     %s\nstate:       %s\nroles:       %s\nrevoked:     %v\n", n.Name, n.PeerID, n.State, joinRoles(n.Roles), n.Revoked)
 	if !n.CertExpiresAt.IsZero() {
 		fmt.Fprintf(w, "cert until:  %s\n", n.CertExpiresAt.Local().Format("2006-01-02 15:04:05"))

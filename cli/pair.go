@@ -97,6 +97,7 @@ func listTickets(ctx context.Context, cl *client.Client, _ string, _ *ucli.Conte
 }
 
 func printTickets(w io.Writer, l api.TicketList) error {
+	printWarnings(w, l.Warnings)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tROLES\tCREATED BY\tON\tUSED BY\tRELAYED BY\tFAILURES\tEXPIRES")
 	for _, t := range l.Tickets {

@@ -31,9 +31,7 @@ func printStatus(w io.Writer, s *api.Status) error {
 	} else {
 		fmt.Fprintf(w, "no coordinator known, quorum %v\n", s.Quorum)
 	}
-	for _, warn := range s.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", warn)
-	}
+	printWarnings(w, s.Warnings)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tROLE\tVERSION\tADDRESS\tPEER ID")
 	for _, m := range s.Members {

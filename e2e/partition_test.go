@@ -55,6 +55,18 @@ func TestPartition(t *testing.T) {
 		if !strings.Contains(strings.Join(s.Warnings, ";"), "no quorum") {
 			t.Fatalf("%s status does not say quorum is lost: %v", n.name, s.Warnings)
 		}
+		// The registry still reads, from a voter's copy, saying so.
+		var list struct {
+			Nodes    []struct{ Name string } `json:"nodes"`
+			Warnings []string                `json:"warnings"`
+		}
+		n.cliJSON(&list, "nodes", "list")
+		if len(list.Nodes) != len(nodes) || !strings.Contains(strings.Join(list.Warnings, ";"), "may be stale") {
+			t.Fatalf("nodes list on %s: %+v", n.name, list)
+		}
+		if out, errOut, code := n.cli("nodes", "show", "alpha"); code != 0 || !strings.Contains(out, "no quorum: 2 of 5 voters reachable; answered from") || !strings.Contains(out, "BEGIN CERTIFICATE") {
+			t.Fatalf("nodes show on %s: exit %d %s%s", n.name, code, out, errOut)
+		}
 	}
 
 	// Heal: one coordinator, everyone alive, the same registry everywhere.
