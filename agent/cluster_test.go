@@ -145,6 +145,26 @@ func TestClusterRevoke(t *testing.T) {
 	}
 }
 
+// TestClusterNamesFromCertificates: a member whose gossip metadata claims
+// another node's name is still listed under its certificate's name.
+func TestClusterNamesFromCertificates(t *testing.T) {
+	verifyNoLeaks(t)
+	c := testutil.NewCluster(t, 2)
+	c.Agent(1).Claim("node0", "spoofed")
+	id := c.Agent(1).PeerID().String()
+	testutil.Eventually(t, testutilWait, "node1's claim reaches node0", func() error {
+		for _, m := range c.Status(0).Members {
+			if m.PeerID == id && m.Version == "spoofed" {
+				if m.Name != "node1" {
+					t.Fatalf("node1 is listed as %q", m.Name)
+				}
+				return nil
+			}
+		}
+		return errors.New("node0 has not seen the new metadata")
+	})
+}
+
 const testutilWait = 20e9 // 20 s
 
 func errString(err error) string {

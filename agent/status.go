@@ -29,8 +29,14 @@ func (a *Agent) status() api.Status {
 	}
 	st.Quorum = haveCoord
 	for _, m := range a.gossip.Members() {
+		// A member's metadata is its own claim; the name in the
+		// certificate it showed us is the CA's.
+		name := m.Meta.Name
+		if c, ok := a.gate.Peer(m.PeerID); ok {
+			name = c.Name
+		}
 		mv := api.MemberView{
-			Name: m.Meta.Name, PeerID: m.PeerID.String(), State: m.State,
+			Name: name, PeerID: m.PeerID.String(), State: m.State,
 			Coordinator: haveCoord && m.PeerID == coord,
 			Voter:       m.Meta.Voter || voters[m.PeerID],
 			Addrs:       nonNil(m.Meta.Addrs), Capabilities: nonNil(m.Meta.Caps), Version: m.Meta.Version,
