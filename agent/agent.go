@@ -686,10 +686,21 @@ func (a *Agent) coordinator() (peer.ID, bool) {
 // announcedCoordinator is the alive member announcing itself coordinator in
 // gossip at the highest term.
 func (a *Agent) announcedCoordinator() (peer.ID, bool) {
+	return announcedCoordinator(a.gossip.Members(), a.id.ca)
+}
+
+// announcedCoordinator picks, among members, the alive one announcing
+// itself coordinator at the highest term with a claim the CA signed. An
+// unsigned or forged announcement (any member can put anything in its own
+// metadata, and gossip relays metadata for others) is ignored.
+func announcedCoordinator(members []mesh.Member, authority *ca.CA) (peer.ID, bool) {
 	var best mesh.Member
 	found := false
-	for _, m := range a.gossip.Members() {
-		if m.State == "alive" && m.Meta.Coordinator && (!found || m.Meta.Term > best.Meta.Term) {
+	for _, m := range members {
+		if m.State != "alive" || !m.Meta.Coordinator || found && m.Meta.Term <= best.Meta.Term {
+			continue
+		}
+		if authority.VerifyCoordinator(m.PeerID.String(), m.Meta.Term, m.Meta.Claim) == nil {
 			best, found = m, true
 		}
 	}

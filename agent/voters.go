@@ -210,10 +210,30 @@ func (a *Agent) publishRaftMeta(r *raftNode) {
 		voter = isVoter(r, a.host.ID())
 	}
 	cur := a.currentMeta()
-	if cur.Coordinator == leader && cur.Term == term && cur.Voter == voter {
+	if cur.Coordinator == leader && cur.Term == term && cur.Voter == voter && (!leader || cur.Claim != nil) {
 		return
 	}
-	a.setMeta(func(m *mesh.Meta) { m.Coordinator, m.Term, m.Voter = leader, term, voter })
+	var claim []byte
+	if leader {
+		// Without the CA key (not replicated yet) the claim is left out and
+		// tried again on the next pass; until then members keep following
+		// the last coordinator they could verify.
+		var err error
+		if claim, err = a.signClaim(term); err != nil {
+			a.log.Debug("coordinator claim", "err", err)
+		}
+	}
+	a.setMeta(func(m *mesh.Meta) { m.Coordinator, m.Term, m.Voter, m.Claim = leader, term, voter, claim })
+}
+
+// signClaim signs, with the CA key from the replicated state, the claim
+// that this node is the coordinator at term.
+func (a *Agent) signClaim(term uint64) ([]byte, error) {
+	signer, err := a.signer()
+	if err != nil {
+		return nil, err
+	}
+	return signer.SignCoordinator(a.host.ID().String(), term)
 }
 
 func raftTerm(r *raftNode) uint64 {

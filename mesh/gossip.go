@@ -28,6 +28,9 @@ type Meta struct {
 	Coordinator bool   `json:"c,omitempty"`
 	Voter       bool   `json:"o,omitempty"`
 	Term        uint64 `json:"t,omitempty"`
+	// Claim is the CA's signature of Coordinator at Term (ca.SignCoordinator):
+	// members that run no raft trust an announced coordinator only with it.
+	Claim []byte `json:"s,omitempty"`
 	// Addrs are the member's libp2p multiaddrs (without /p2p/).
 	Addrs []string `json:"a,omitempty"`
 	// Caps names the capabilities the member offers.
