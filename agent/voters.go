@@ -210,7 +210,8 @@ func (a *Agent) publishRaftMeta(r *raftNode) {
 		voter = isVoter(r, a.host.ID())
 	}
 	cur := a.currentMeta()
-	if cur.Coordinator == leader && cur.Term == term && cur.Voter == voter && (!leader || cur.Claim != nil) {
+	unchanged := cur.Coordinator == leader && cur.Term == term && cur.Voter == voter
+	if unchanged && (!leader || cur.Claim != nil) {
 		return
 	}
 	var claim []byte
@@ -221,6 +222,9 @@ func (a *Agent) publishRaftMeta(r *raftNode) {
 		var err error
 		if claim, err = a.signClaim(term); err != nil {
 			a.log.Debug("coordinator claim", "err", err)
+			if unchanged {
+				return
+			}
 		}
 	}
 	a.setMeta(func(m *mesh.Meta) { m.Coordinator, m.Term, m.Voter, m.Claim = leader, term, voter, claim })
