@@ -26,6 +26,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	routedhost "github.com/libp2p/go-libp2p/p2p/host/routed"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/palyra-mesh/palyra/ca"
 	"github.com/palyra-mesh/palyra/control"
@@ -376,13 +377,29 @@ func (a *Agent) setMeta(f func(*mesh.Meta)) {
 
 // refreshAddrs puts the host's current listen addresses into the meta.
 func (a *Agent) refreshAddrs() {
-	var addrs []string
-	for _, m := range a.host.Addrs() {
-		addrs = append(addrs, m.String())
-	}
+	addrs := advertiseOrder(a.host.Addrs())
 	a.metaMu.Lock()
 	a.meta.Addrs = addrs
 	a.metaMu.Unlock()
+}
+
+// advertiseOrder lists addresses for the metadata, loopback ones last:
+// metadata that outgrows its 512 bytes loses addresses from the end, and a
+// loopback address is the least use to other machines.
+func advertiseOrder(addrs []ma.Multiaddr) []string {
+	rank := func(m ma.Multiaddr) int {
+		if manet.IsIPLoopback(m) {
+			return 1
+		}
+		return 0
+	}
+	sorted := slices.Clone(addrs)
+	slices.SortStableFunc(sorted, func(x, y ma.Multiaddr) int { return rank(x) - rank(y) })
+	out := make([]string, len(sorted))
+	for i, m := range sorted {
+		out[i] = m.String()
+	}
+	return out
 }
 
 // membershipChanged runs after gossip saw a change: remember members'

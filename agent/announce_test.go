@@ -2,11 +2,13 @@ package agent
 
 import (
 	"crypto/rand"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/palyra-mesh/palyra/ca"
 	"github.com/palyra-mesh/palyra/mesh"
@@ -69,5 +71,19 @@ func TestAnnouncedCoordinator(t *testing.T) {
 				t.Fatalf("got %v (%v), want %v", got, ok, tt.want)
 			}
 		})
+	}
+}
+
+// TestAdvertiseOrder: loopback addresses go last (metadata trimmed to size
+// loses addresses from the end); the others keep their order.
+func TestAdvertiseOrder(t *testing.T) {
+	var in []ma.Multiaddr
+	for _, s := range []string{"/ip4/127.0.0.1/tcp/7420", "/ip4/192.168.1.10/tcp/7420", "/ip6/::1/udp/7420/quic-v1", "/ip4/10.0.0.2/udp/7420/quic-v1"} {
+		in = append(in, ma.StringCast(s))
+	}
+	got := strings.Join(advertiseOrder(in), " ")
+	want := "/ip4/192.168.1.10/tcp/7420 /ip4/10.0.0.2/udp/7420/quic-v1 /ip4/127.0.0.1/tcp/7420 /ip6/::1/udp/7420/quic-v1"
+	if got != want {
+		t.Fatalf("got %s, want %s", got, want)
 	}
 }
