@@ -1,12 +1,10 @@
 package agent
 
 import (
-	"crypto/rand"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -26,17 +24,6 @@ func TestAnnouncedCoordinator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	newID := func() peer.ID {
-		_, pub, err := crypto.GenerateEd25519Key(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, err := peer.IDFromPublicKey(pub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return id
-	}
 	member := func(id peer.ID, state string, term uint64, signer *ca.CA, signedTerm uint64) mesh.Member {
 		m := mesh.Member{PeerID: id, State: state, Meta: mesh.Meta{Coordinator: true, Term: term}}
 		if signer != nil {
@@ -46,7 +33,8 @@ func TestAnnouncedCoordinator(t *testing.T) {
 		}
 		return m
 	}
-	leader, old, liar := newID(), newID(), newID()
+	// Peer IDs only name members here; any bytes do.
+	leader, old, liar := peer.ID("leader"), peer.ID("old"), peer.ID("liar")
 	stolen := member(liar, "alive", 9, nil, 0)
 	stolen.Meta.Claim = member(leader, "alive", 9, authority, 9).Meta.Claim // the leader's claim, replayed
 	tests := []struct {

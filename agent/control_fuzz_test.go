@@ -30,11 +30,14 @@ func newFounder(tb testing.TB) *Agent {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = a.Close() })
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for !a.isLeader() {
-		if ctx.Err() != nil {
-			tb.Fatal("the founder did not become coordinator")
+		select {
+		case <-ctx.Done():
+			tb.Fatal("the founder did not become coordinator within 30s")
+		case <-tick.C:
 		}
-		time.Sleep(10 * time.Millisecond) // polling for leadership, bounded by ctx
 	}
 	return a
 }

@@ -157,12 +157,9 @@ func responseFor(body json.RawMessage, err error) controlResponse {
 // state when no coordinator is reachable (a minority side stays readable).
 var readOps = map[string]bool{opTicketList: true, opNodesList: true, opNodesShow: true}
 
-// isNoCoordinator tells whether err means no coordinator took the request.
-func isNoCoordinator(err error) bool {
-	var ae *api.Error
-	return errors.Is(err, mesh.ErrNoCoordinator) || errors.Is(err, ErrNotCoordinator) ||
-		errors.As(err, &ae) && ae.Code == "no_coordinator"
-}
+// isNoCoordinator tells whether err means no coordinator took the request,
+// here or at the member it was forwarded to.
+func isNoCoordinator(err error) bool { return toAPIError(err).Code == "no_coordinator" }
 
 // staleRead answers a read that no coordinator took: from this node's state
 // on a voter, else from any alive voter that answers. The answer carries a

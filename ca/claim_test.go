@@ -1,21 +1,13 @@
-package ca
+package ca_test
 
 import (
-	"errors"
 	"testing"
-	"time"
+
+	"github.com/palyra-mesh/palyra/ca"
 )
 
 func TestCoordinatorClaim(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	authority, err := New("home", now, time.Hour, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := New("office", now, time.Hour, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	authority, other := newCA(t, "home", 1), newCA(t, "office", 2)
 	sig, err := authority.SignCoordinator("peer-a", 7)
 	if err != nil {
 		t.Fatal(err)
@@ -38,12 +30,9 @@ func TestCoordinatorClaim(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := authority.VerifyCoordinator(tt.peer, tt.term, tt.sig); !errors.Is(err, ErrBadSignature) {
-				t.Fatalf("got %v, want %v", err, ErrBadSignature)
-			}
+			wantErr(t, authority.VerifyCoordinator(tt.peer, tt.term, tt.sig), ca.ErrBadSignature)
 		})
 	}
-	if _, err := (&CA{MeshID: "home", Cert: authority.Cert}).SignCoordinator("peer-a", 1); !errors.Is(err, ErrNoKey) {
-		t.Fatalf("sign without key: %v", err)
-	}
+	_, err = (&ca.CA{MeshID: "home", Cert: authority.Cert}).SignCoordinator("peer-a", 1)
+	wantErr(t, err, ca.ErrNoKey)
 }
